@@ -1,0 +1,1 @@
+"""Participants: IVR, bot, AI, human, copilot and supervisor, all one small protocol."""

@@ -1,0 +1,1 @@
+"""Event stores: one protocol, an embedded SQLite default and PostgreSQL at scale."""
