@@ -339,9 +339,15 @@ class Conductor:
         actor: Actor,
         *,
         require_open: bool = True,
+        floor_epoch: int | None = None,
     ) -> list[Event]:
         """Run commands from outside a customer turn (an agent accepting, a hand-back, a supervisor) under
-        the mailbox, so they are ordered with turns and fenced like them."""
+        the mailbox, so they are ordered with turns and fenced like them.
+
+        With ``floor_epoch`` the actor must hold the floor at exactly that epoch (an agent handing back
+        must still be the one on the floor). Emitting an input type (HandedBack) leaves it for
+        ``process`` to hand to the new floor holder.
+        """
         for _ in range(10):
             async with self.mailbox(interaction_id):
                 state = await self.load(interaction_id)
@@ -349,6 +355,11 @@ class Conductor:
                     raise InteractionNotFound(interaction_id)
                 if require_open and not state.is_open:
                     raise InteractionClosed(f"interaction {interaction_id} is closed")
+                if floor_epoch is not None and (floor_epoch != state.floor.epoch or not _holds_floor(state, actor)):
+                    raise FloorNotHeld(
+                        f"{actor.kind} {actor.id or ''} does not hold the floor at epoch {floor_epoch}"
+                        f" (current epoch {state.floor.epoch}, held by {state.floor.kind})"
+                    )
                 now = self.clock.now()
                 pending = self._events_for(state, None, [(actor, c) for c in commands], now)
                 if not pending:

@@ -1,0 +1,1 @@
+"""The example worlds: tenants and their customers' records, loaded from examples/."""
