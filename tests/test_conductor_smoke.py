@@ -8,7 +8,9 @@ from tandem.store.sqlite import SqliteStore
 from tests.conftest import EchoBot
 
 
-async def test_a_customer_line_is_acknowledged_answered_and_folded(sqlite_store: SqliteStore, clock: ManualClock) -> None:
+async def test_a_customer_line_is_acknowledged_answered_and_folded(
+    sqlite_store: SqliteStore, clock: ManualClock
+) -> None:
     conductor = Conductor(sqlite_store, {"bot": EchoBot()}, clock=clock)
     state, greeting = await conductor.start("bank", "C-1001", "chat")
     assert [e.data["text"] for e in greeting.replies] == ["hello"]

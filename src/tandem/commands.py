@@ -29,7 +29,8 @@ class Say(Command):
 @dataclass(frozen=True, slots=True)
 class Ask(Command):
     """Ask the customer for a fact, through ask-once. ``purpose="authentication"`` asks a challenge, which
-    assurance governs instead: fair only while the leg is below ``needed_level``."""
+    assurance governs instead: fair only while the leg is below ``needed_level``. An empty ``text`` records
+    the request without a line of its own (two facts asked in one sentence)."""
 
     name: str
     text: str
@@ -90,6 +91,7 @@ class AssessSentiment(Command):
 class RequestHandoff(Command):
     target: dict[str, Any]
     reason: str
+    next_step: str | None = None  # what the bot suggests the person does first: goes on the handoff card
 
 
 @dataclass(frozen=True, slots=True)

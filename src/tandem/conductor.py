@@ -14,7 +14,7 @@ import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from tandem.case.legs import Assurance
 from tandem.clock import Clock, SystemClock
 from tandem.participants.protocol import Participant, Turn, Understander, Understanding
 from tandem.store.protocol import DuplicateInput, EventStore, InteractionNotFound, VersionConflict
+from tandem.understanding.redaction import redact_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,9 @@ class Conductor:
     async def accept(self, inp: Input) -> Event:
         """Append the input: once this returns, the input is durable and will be processed."""
         ev.validate(inp.type, inp.data)
+        if isinstance(inp.data.get("text"), str):
+            # The one door every channel's words pass through: full card numbers stop here (PCI DSS).
+            inp = replace(inp, data={**inp.data, "text": redact_card_numbers(inp.data["text"])})
         for _ in range(10):
             state = await self.load(inp.interaction_id)
             if state.tenant_id != inp.tenant_id:
@@ -428,7 +432,8 @@ class Conductor:
                          "purpose": command.purpose},
                         actor,
                     )  # fmt: skip
-                    emit(ev.REPLY_SENT, {"text": command.text, "asks": command.name}, actor)
+                    if command.text:
+                        emit(ev.REPLY_SENT, {"text": command.text, "asks": command.name}, actor)
                 case cmd.Learn():
                     data: dict[str, Any] = {
                         "name": command.name, "value": command.value, "source": command.source,
@@ -473,11 +478,10 @@ class Conductor:
                     if state.handoff is not None and state.handoff.is_open:
                         refuse(actor, command, f"handoff {state.handoff.handoff_id} is already under way")
                         continue
-                    emit(
-                        ev.HANDOFF_REQUESTED,
-                        {"handoff_id": new_id("hof"), "target": command.target, "reason": command.reason},
-                        actor,
-                    )
+                    data = {"handoff_id": new_id("hof"), "target": command.target, "reason": command.reason}
+                    if command.next_step:
+                        data["next_step"] = command.next_step
+                    emit(ev.HANDOFF_REQUESTED, data, actor)
                 case cmd.MoveFloor():
                     epoch += 1
                     emit(

@@ -40,6 +40,8 @@ class Handoff:
     offer_id: str | None = None
     agent_id: str | None = None
     expires_at: str | None = None
+    next_step: str | None = None
+    requested_by: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def move(self, status: HandoffStatus, at: str, **details: Any) -> None:
@@ -63,6 +65,8 @@ class Handoff:
             "offer_id": self.offer_id,
             "expires_at": self.expires_at,
             "requested_at": self.requested_at,
+            "next_step": self.next_step,
+            "requested_by": self.requested_by,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,5 +84,7 @@ class Handoff:
             offer_id=raw.get("offer_id"),
             agent_id=raw.get("agent_id"),
             expires_at=raw.get("expires_at"),
+            next_step=raw.get("next_step"),
+            requested_by=raw.get("requested_by"),
             history=list(raw.get("history", [])),
         )

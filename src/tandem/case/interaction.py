@@ -203,7 +203,9 @@ def _started(s: Interaction, e: Event) -> None:
 
 def _leg_opened(s: Interaction, e: Event) -> None:
     d = e.data
-    s.legs[d["leg_id"]] = Leg(d["leg_id"], d["channel"], Assurance.parse(d["assurance"]), e.occurred_at.isoformat())
+    s.legs[d["leg_id"]] = Leg(
+        d["leg_id"], d["channel"], Assurance.parse(d["assurance"]), e.occurred_at.isoformat(), opened_seq=e.seq
+    )
 
 
 def _leg_closed(s: Interaction, e: Event) -> None:
@@ -282,7 +284,14 @@ def _partner_left(s: Interaction, e: Event) -> None:
 
 
 def _handoff_requested(s: Interaction, e: Event) -> None:
-    s.handoff = Handoff(e.data["handoff_id"], dict(e.data["target"]), e.data["reason"], e.occurred_at.isoformat())
+    s.handoff = Handoff(
+        e.data["handoff_id"],
+        dict(e.data["target"]),
+        e.data["reason"],
+        e.occurred_at.isoformat(),
+        next_step=e.data.get("next_step"),
+        requested_by=e.actor.kind,
+    )
 
 
 def _handoff_step(status: str) -> Callable[[Interaction, Event], None]:

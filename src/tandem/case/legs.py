@@ -39,6 +39,7 @@ class Leg:
     channel: str
     assurance: Assurance
     opened_at: str
+    opened_seq: int = 0
     open: bool = True
     verified_by: str | None = None
 
@@ -48,6 +49,7 @@ class Leg:
             "channel": self.channel,
             "assurance": self.assurance.label,
             "opened_at": self.opened_at,
+            "opened_seq": self.opened_seq,
             "open": self.open,
             "verified_by": self.verified_by,
         }
@@ -59,6 +61,7 @@ class Leg:
             channel=raw["channel"],
             assurance=Assurance.parse(raw["assurance"]),
             opened_at=raw["opened_at"],
+            opened_seq=int(raw.get("opened_seq", 0)),
             open=raw["open"],
             verified_by=raw.get("verified_by"),
         )

@@ -1,0 +1,1 @@
+"""Understanding: intents, entities and sentiment from what the customer says."""
