@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Everything CI checks: lint, types, the whole test suite (stores on SQLite and PostgreSQL, fault tests
+# with real processes, the API, the pages in Chromium) and the journey simulator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/services.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/pytest -q "$@"
