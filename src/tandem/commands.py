@@ -120,6 +120,16 @@ class Close(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ProposeAction(Command):
+    """Propose a side effect on an enterprise system. The conductor records it with its argument digest and
+    the policy decision in the same transaction; a leased worker executes it later, never the proposer."""
+
+    tool: str
+    args: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Emit(Command):
     """Any other catalogued event, for participants with their own vocabulary (handoff steps, actions)."""
 

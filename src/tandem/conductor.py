@@ -9,13 +9,15 @@ and appends the results with causation ids in one transaction.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tandem import commands as cmd
@@ -26,7 +28,7 @@ from tandem.case.envelope import SYSTEM, Actor, Event, PendingEvent, new_id
 from tandem.case.interaction import Interaction
 from tandem.case.legs import Assurance
 from tandem.clock import Clock, SystemClock
-from tandem.participants.protocol import Participant, Turn, Understander, Understanding
+from tandem.participants.protocol import ActionDecision, ActionGate, Participant, Turn, Understander, Understanding
 from tandem.store.protocol import DuplicateInput, EventStore, InteractionNotFound, VersionConflict
 from tandem.understanding.redaction import redact_card_numbers
 
@@ -78,6 +80,7 @@ class Conductor:
         *,
         clock: Clock | None = None,
         understander: Understander | None = None,
+        gate: ActionGate | None = None,
         partners: Sequence[Participant] = (),
         bus: Bus | None = None,
         owner: str | None = None,
@@ -90,6 +93,7 @@ class Conductor:
         self.partners = list(partners)
         self.clock = clock or SystemClock()
         self.understander = understander
+        self.gate = gate
         self.bus = bus or Bus()
         self.owner = owner or f"conductor-{os.getpid()}-{new_id('w')[-8:]}"
         self.snapshot_every = snapshot_every
@@ -125,9 +129,12 @@ class Conductor:
 
     def _committed(self, state: Interaction, events: Sequence[Event]) -> None:
         before = state.version
-        for event in events:
-            state.apply(event)
-        self._remember(state)
+        # An input appended at the end may land after events another process committed since our load;
+        # then the cached state stays a true prefix and the next load reads the rest from the store.
+        if events and events[0].seq == state.version + 1:
+            for event in events:
+                state.apply(event)
+            self._remember(state)
         self.bus.publish(events)
         if state.version // self.snapshot_every > before // self.snapshot_every:
             self._snapshot_soon(state)
@@ -504,11 +511,53 @@ class Conductor:
                         emit(ev.TIMER_CANCELLED, {"timer_id": command.timer_id}, actor)
                 case cmd.Close():
                     emit(ev.INTERACTION_CLOSED, {"disposition": command.disposition}, actor)
+                case cmd.ProposeAction():
+                    self._propose(state, actor, command, now, emit)
                 case cmd.Emit():
                     emit(command.type, dict(command.data), actor)
                 case _:
                     raise TypeError(f"unknown command {command!r}")
         return out
+
+    def _propose(
+        self,
+        state: Interaction,
+        actor: Actor,
+        command: cmd.ProposeAction,
+        now: datetime,
+        emit: Callable[[str, dict[str, Any], Actor], None],
+    ) -> None:
+        """Policy before effect: a proposal and its decision are recorded together, or not at all."""
+        action_id = new_id("act")
+        digest = args_digest(command.tool, command.args)
+        emit(
+            ev.ACTION_PROPOSED,
+            {"action_id": action_id, "tool": command.tool, "args": command.args, "args_digest": digest,
+             "reason": command.reason},
+            actor,
+        )  # fmt: skip
+        if self.gate is None:
+            decision = ActionDecision("deny", "no_policy", "none", ("no policy is configured: actions fail closed",))
+        else:
+            decision = self.gate.decide(state, command.tool, dict(command.args), actor.kind, now)
+        data: dict[str, Any] = {
+            "action_id": action_id,
+            "outcome": decision.outcome,
+            "rule": decision.rule,
+            "policy_version": decision.policy_version,
+            "reasons": list(decision.reasons),
+            "requires": decision.requires,
+            "args_digest": digest,
+        }
+        if decision.expires_in_s is not None:
+            data["expires_at"] = (now + timedelta(seconds=decision.expires_in_s)).isoformat()
+        emit(ev.ACTION_DECIDED, data, Actor("system", "policy"))
+
+
+def args_digest(tool: str, args: Mapping[str, Any]) -> str:
+    """The digest an approval is bound to: approving one set of arguments never approves another."""
+    canonical = json.dumps({"tool": tool, "args": args}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _holds_floor(state: Interaction, actor: Actor) -> bool:

@@ -39,3 +39,24 @@ class Participant(Protocol):
 
 class Understander(Protocol):
     def understand(self, text: str, case: Interaction, now: datetime) -> Understanding: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDecision:
+    """A policy's verdict on a proposed action: allow, deny, or require an approval from someone."""
+
+    outcome: str  # allow, deny, require_approval
+    rule: str
+    policy_version: str
+    reasons: tuple[str, ...] = ()
+    requires: str | None = None  # agent, supervisor
+    expires_in_s: float | None = None
+
+
+class ActionGate(Protocol):
+    """Decides every proposed action from the pinned policy. Anything the customer can influence may only
+    tighten the decision; the gate is asked again when the action is about to execute."""
+
+    def decide(
+        self, case: Interaction, tool: str, args: dict[str, Any], actor_kind: str, now: datetime
+    ) -> ActionDecision: ...
