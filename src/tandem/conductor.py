@@ -127,7 +127,7 @@ class Conductor:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _committed(self, state: Interaction, events: Sequence[Event]) -> None:
+    async def _committed(self, state: Interaction, events: Sequence[Event]) -> None:
         before = state.version
         # An input appended at the end may land after events another process committed since our load;
         # then the cached state stays a true prefix and the next load reads the rest from the store.
@@ -137,17 +137,8 @@ class Conductor:
             self._remember(state)
         self.bus.publish(events)
         if state.version // self.snapshot_every > before // self.snapshot_every:
-            self._snapshot_soon(state)
-
-    def _snapshot_soon(self, state: Interaction) -> None:
-        snapshot = state.to_snapshot()
-        version = state.version
-
-        async def save() -> None:
-            await self.store.save_snapshot(state.interaction_id, version, snapshot)
-
-        task = asyncio.get_running_loop().create_task(save())
-        task.add_done_callback(_log_failure)
+            # Once every N events: cheap next to the turns, and a cold load then folds fewer than N events.
+            await self.store.save_snapshot(state.interaction_id, state.version, state.to_snapshot())
 
     # -- starting --------------------------------------------------------------------------------------
     async def start(
@@ -194,7 +185,7 @@ class Conductor:
         )
         committed = await self.store.create(tenant_id, interaction_id, customer_id, [started, leg])
         state = Interaction(interaction_id)
-        self._committed(state, committed)
+        await self._committed(state, committed)
         result = await self.process(interaction_id)
         return await self.load(interaction_id), result or TurnResult(committed[-1])
 
@@ -240,7 +231,7 @@ class Conductor:
                 committed = await self.store.append(inp.tenant_id, inp.interaction_id, [pending], expected)
             except VersionConflict:
                 continue
-            self._committed(state, committed)
+            await self._committed(state, committed)
             return committed[0]
         raise FloorNotHeld("the interaction kept changing; try again")
 
@@ -330,7 +321,7 @@ class Conductor:
             committed = await self.store.append(state.tenant_id, state.interaction_id, pending, state.version)
         except VersionConflict:
             return None
-        self._committed(state, committed)
+        await self._committed(state, committed)
         return TurnResult(input_event, committed)
 
     def _understand(self, state: Interaction, input_event: Event, now: datetime) -> Understanding | None:
@@ -381,7 +372,7 @@ class Conductor:
                     continue
                 except DuplicateInput:
                     return []
-                self._committed(state, committed)
+                await self._committed(state, committed)
                 return committed
         raise ConductorError("the interaction kept changing; try again")
 
@@ -573,8 +564,3 @@ def _addressed_to_floor(event: Event) -> bool:
 
 def _model_of(participant: Participant) -> tuple[str | None, str | None]:
     return getattr(participant, "model", None), getattr(participant, "prompt_version", None)
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("snapshot failed: %s", task.exception())
