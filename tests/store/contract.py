@@ -21,6 +21,7 @@ from tandem.store.protocol import (
     EventStore,
     InteractionNotFound,
     OpenInteractionExists,
+    StoreError,
     VersionConflict,
 )
 
@@ -271,6 +272,23 @@ class StoreContract:
         assert await store.due_timers(later + timedelta(hours=1)) == []
         with pytest.raises(DuplicateInput):
             await store.append("bank", "int-1", [pending(ev.TIMER_FIRED, {"timer_id": "tmr-2", "kind": "sla"})], None)
+
+    async def test_a_timer_scheduled_twice_is_a_duplicate_and_writes_nothing(self, store: EventStore) -> None:
+        await store.create("bank", "int-1", "C-1", opening())
+        timer = {"timer_id": "tmr-1", "kind": "no_input", "due_at": T0.isoformat()}
+        await store.append("bank", "int-1", [pending(ev.TIMER_SCHEDULED, timer)], None)
+        with pytest.raises(DuplicateInput):
+            await store.append("bank", "int-1", [pending(ev.TIMER_SCHEDULED, timer)], None)
+        assert (await store.record("int-1")).version == 3
+
+    async def test_creating_an_interaction_id_twice_is_refused_without_touching_the_first(
+        self, store: EventStore
+    ) -> None:
+        await store.create("bank", "int-1", "C-1", opening())
+        with pytest.raises(StoreError):
+            await store.create("bank", "int-1", "C-2", opening("C-2"))
+        assert (await store.record("int-1")).customer_id == "C-1"
+        assert len(await store.read("int-1")) == 2
 
     # -- leases, recovery, search, checkpoints ---------------------------------------------------------------
     async def test_a_lease_refuses_a_second_owner_until_it_expires_or_is_released(self, store: EventStore) -> None:

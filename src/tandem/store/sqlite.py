@@ -22,6 +22,7 @@ from tandem.store.protocol import (
     InteractionNotFound,
     InteractionRecord,
     OpenInteractionExists,
+    StoreError,
     VersionConflict,
 )
 
@@ -148,7 +149,9 @@ class SqliteStore:
             except sqlite3.IntegrityError:
                 db.execute("ROLLBACK")
                 existing = await self.open_interaction_of(tenant_id, customer_id)
-                raise OpenInteractionExists(tenant_id, customer_id, existing or "?") from None
+                if existing is None:
+                    raise StoreError(f"interaction {interaction_id} already exists") from None
+                raise OpenInteractionExists(tenant_id, customer_id, existing) from None
             key = codec.new_key()
             db.execute(
                 "INSERT INTO customer_keys (tenant_id, key_id, customer_id, key) VALUES (?, ?, ?, ?)",
@@ -274,6 +277,8 @@ class SqliteStore:
                 (d["customer_id"], interaction_id, tenant_id, d["customer_id"], interaction_id),
             )
         elif pending.type == ev.TIMER_SCHEDULED:
+            if db.execute("SELECT 1 FROM timers WHERE timer_id = ?", (d["timer_id"],)).fetchone():
+                raise DuplicateInput(f"timer {d['timer_id']} is already scheduled")
             db.execute(
                 "INSERT INTO timers (timer_id, tenant_id, interaction_id, kind, due_at, status)"
                 " VALUES (?, ?, ?, ?, ?, 'scheduled')",
