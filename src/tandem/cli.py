@@ -104,5 +104,16 @@ def serve(
     serve_plain(host, port, data_dir, database, admin_token=os.environ.get("TANDEM_ADMIN_TOKEN"), console=console)
 
 
+def _register_subcommands() -> None:
+    """Sub-apps live beside their domain; the top-level command only names them."""
+    from tandem.sim.cli import eval_command
+
+    app.command("eval", help="Play journey scenarios through the API; write a report; fail on a broken expectation.")(
+        eval_command
+    )
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     app()

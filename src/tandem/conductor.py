@@ -337,7 +337,7 @@ class Conductor:
         self,
         tenant_id: str,
         interaction_id: str,
-        commands: Sequence[cmd.Command],
+        commands: Sequence[cmd.Command] | Callable[[Interaction], Sequence[cmd.Command]],
         actor: Actor,
         *,
         require_open: bool = True,
@@ -348,7 +348,9 @@ class Conductor:
 
         With ``floor_epoch`` the actor must hold the floor at exactly that epoch (an agent handing back
         must still be the one on the floor). Emitting an input type (HandedBack) leaves it for
-        ``process`` to hand to the new floor holder.
+        ``process`` to hand to the new floor holder. ``commands`` may be a function of the state: it is
+        called under the mailbox with the state the append is fenced on (and again after a conflict), so
+        a check and its effect are one step (an action is started only while it is still approved).
         """
         for _ in range(10):
             async with self.mailbox(interaction_id):
@@ -363,7 +365,8 @@ class Conductor:
                         f" (current epoch {state.floor.epoch}, held by {state.floor.kind})"
                     )
                 now = self.clock.now()
-                pending = self._events_for(state, None, [(actor, c) for c in commands], now)
+                decided = commands(state) if callable(commands) else commands
+                pending = self._events_for(state, None, [(actor, c) for c in decided], now)
                 if not pending:
                     return []
                 try:

@@ -353,13 +353,34 @@ def _action(s: Interaction, e: Event) -> None:
             "policy_version": d["policy_version"],
             "reasons": d.get("reasons", []),
             "requires": d.get("requires"),
+            "expires_at": d.get("expires_at"),
+            "stage": d.get("stage", "proposal"),
         }
+        if d.get("stage") == "execution":
+            # Re-decided just before executing: whatever was approved before no longer suffices.
+            action["approval"] = None
         action["status"] = {"allow": "approved", "deny": "denied"}.get(d["outcome"], "awaiting_approval")
         return
     if e.type in (ev.ACTION_APPROVED, ev.ACTION_REJECTED):
-        action["approval"] = {"by": d["by"], "reason": d.get("reason"), "at": e.occurred_at.isoformat()}
-    if e.type in (ev.ACTION_SUCCEEDED, ev.ACTION_FAILED, ev.ACTION_COMPENSATED):
+        action["approval"] = {
+            "by": d["by"],
+            "reason": d.get("reason"),
+            "at": e.occurred_at.isoformat(),
+            "role": d.get("role"),
+            "args_digest": d.get("args_digest"),
+            "expired": bool(d.get("expired")),
+        }
+    if e.type == ev.ACTION_STARTED:
+        action["idempotency_key"] = d["idempotency_key"]
+        action["attempts"] = int(action.get("attempts") or 0) + 1
+    if e.type in (ev.ACTION_SUCCEEDED, ev.ACTION_FAILED):
         action["result"] = d.get("result") or ({"error": d["error"]} if "error" in d else None)
+        action["reconciled"] = bool(d.get("reconciled"))
+    if e.type == ev.ACTION_OUTCOME_UNKNOWN:
+        action["escalated"] = bool(d.get("escalated"))
+    if e.type == ev.ACTION_COMPENSATED:
+        # The effect's own result stays; the compensation is reported beside it.
+        action["compensation"] = d.get("result") or {"by_action": d.get("by_action")}
     if status is not None:
         action["status"] = status
 

@@ -1,0 +1,228 @@
+"""The running system: one store, one conductor, the bus, the world, the clock, routing, timers and the
+registry of tokens and agents, assembled once and shared by the HTTP API and the CLI.
+
+The same conductor serves every tenant (the tenant comes from each caller's token). Reactors run as tasks
+of the event loop that serves the API: the router (woken by the bus, with a poll as a safety net), the
+timer reactor (a poll of due timers) and, once at start, recovery of inputs a crash left unprocessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tandem import commands as cmd
+from tandem.api.idempotency import IdempotencyStore
+from tandem.api.metrics import Metrics
+from tandem.api.tokens import Principal, TokenRegistry
+from tandem.bus import Bus
+from tandem.case import events as ev
+from tandem.case.envelope import SYSTEM
+from tandem.clock import BusinessDateClock, Clock
+from tandem.conductor import Conductor, Input, InteractionClosed
+from tandem.participants.bot import SelfServiceBot
+from tandem.participants.protocol import Participant, Understander
+from tandem.routing.presence import AgentDirectory
+from tandem.routing.router import Router
+from tandem.store.protocol import DuplicateInput, EventStore, InteractionNotFound
+from tandem.store.sqlite import SqliteStore
+from tandem.understanding.rules import RuleUnderstander
+from tandem.world.world import World
+
+log = logging.getLogger(__name__)
+
+ADMIN = Principal("admin", "admin", None)
+
+
+class TimerReactor:
+    """Fires due timers through the conductor, like any input: deduplicated by the store, fenced by the
+    mailbox. A timer of an interaction that closed meanwhile is cancelled instead."""
+
+    def __init__(self, conductor: Conductor, batch: int = 100) -> None:
+        self.conductor = conductor
+        self.batch = batch
+
+    async def fire_due(self) -> int:
+        fired = 0
+        store = self.conductor.store
+        for timer in await store.due_timers(self.conductor.clock.now(), self.batch):
+            data = {"timer_id": timer.timer_id, "kind": timer.kind}
+            try:
+                await self.conductor.handle(Input(timer.tenant_id, timer.interaction_id, ev.TIMER_FIRED, data, SYSTEM))
+                fired += 1
+            except DuplicateInput:
+                continue  # fired by someone else, or cancelled, since we read it
+            except InteractionClosed:
+                await self.conductor.execute(
+                    timer.tenant_id, timer.interaction_id, [cmd.CancelTimer(timer.timer_id)], SYSTEM,
+                    require_open=False,
+                )  # fmt: skip
+            except InteractionNotFound:
+                log.warning("timer %s belongs to no interaction", timer.timer_id)
+        return fired
+
+
+@dataclass
+class Runtime:
+    data_dir: Path
+    world: World
+    clock: Clock
+    store: EventStore
+    bus: Bus
+    conductor: Conductor
+    registry: sqlite3.Connection
+    tokens: TokenRegistry
+    agents: AgentDirectory
+    router: Router
+    timers: TimerReactor
+    metrics: Metrics
+    idempotency: IdempotencyStore
+    owns_store: bool = True
+    # Set when the data directory had no admin token and TANDEM_ADMIN_TOKEN named none: print it once.
+    admin_token_created: str | None = None
+    timer_interval_s: float = 0.5
+    routing_interval_s: float = 1.0
+    stream_heartbeat_s: float = 15.0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+
+    @property
+    def routing(self) -> Router:
+        return self.router
+
+    @property
+    def running(self) -> bool:
+        """The long-running reactors are alive (recovery runs once and ends)."""
+        reactors = [t for t in self._tasks if t.get_name() != "recovery"]
+        return bool(reactors) and not any(t.done() for t in reactors)
+
+    def start(self) -> None:
+        """Start the reactors in the running event loop (the API's lifespan does this)."""
+        if self._tasks:
+            return
+        self._stop.clear()
+        self._tasks = [
+            asyncio.create_task(self._recover(), name="recovery"),
+            asyncio.create_task(
+                _repeat("routing", self.router.step, self.routing_interval_s, self._stop, self.bus), name="routing"
+            ),
+            asyncio.create_task(
+                _repeat("timers", self.timers.fire_due, self.timer_interval_s, self._stop), name="timers"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.stop()
+        self.registry.close()
+        if self.owns_store:
+            await self.store.close()
+
+    async def _recover(self) -> None:
+        # Inputs acknowledged before a crash but never processed: process them now.
+        for _tenant, interaction_id in await self.store.unhandled():
+            try:
+                await self.conductor.process(interaction_id)
+            except Exception:  # top level of a task: one broken interaction must not stop the rest
+                log.exception("recovering %s failed", interaction_id)
+
+
+async def _repeat(
+    name: str, step: Callable[[], Awaitable[object]], interval_s: float, stop: asyncio.Event, bus: Bus | None = None
+) -> None:
+    """Run ``step`` now, then on every bus wake-up (if any) or every ``interval_s``, until ``stop``."""
+    queue = bus.subscribe() if bus is not None else None
+    try:
+        while not stop.is_set():
+            try:
+                await step()
+            except Exception:  # top level of a reactor: log, and try again on the next round
+                log.exception("%s failed; trying again", name)
+            waiters: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait())}
+            if queue is not None:
+                waiters.add(asyncio.create_task(queue.get()))
+            try:
+                await asyncio.wait(waiters, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+            while queue is not None and not queue.empty():
+                queue.get_nowait()  # a wake-up carries nothing: the step reads the store
+    finally:
+        if queue is not None and bus is not None:
+            bus.unsubscribe(queue)
+
+
+def open_registry(path: str | Path) -> sqlite3.Connection:
+    """The registry of tokens, agents and idempotency keys: beside the events in the same SQLite file by
+    default, on a connection of its own."""
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL: a power cut may lose the last token or presence change, never corrupt; events keep FULL.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+async def build_runtime(
+    data_dir: Path,
+    world: World,
+    *,
+    clock: Clock | None = None,
+    store: EventStore | None = None,
+    participants: Mapping[str, Participant] | None = None,
+    understander: Understander | None = None,
+    admin_token: str | None = None,
+) -> Runtime:
+    """Assemble everything. ``admin_token`` (or ``TANDEM_ADMIN_TOKEN``) becomes an admin token of every
+    tenant; with neither, a fresh data directory gets a new one in ``admin_token_created``."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or BusinessDateClock(world.business_date)
+    owns_store = store is None
+    store = store or SqliteStore(data_dir / "tandem.db")
+    registry = open_registry(store.path if isinstance(store, SqliteStore) else data_dir / "tandem.db")
+    bus = Bus()
+    if participants is None:
+        participants = {"bot": SelfServiceBot(world)}
+    if understander is None:
+        understander = RuleUnderstander({t.id: t.kind for t in world})
+    conductor = Conductor(store, participants, clock=clock, understander=understander, bus=bus)
+    tokens = TokenRegistry(registry, clock)
+    agents = AgentDirectory(registry)
+    router = Router(conductor, agents, world)
+    metrics = Metrics()
+    router.observers.append(metrics.observe)
+    runtime = Runtime(
+        data_dir=data_dir,
+        world=world,
+        clock=clock,
+        store=store,
+        bus=bus,
+        conductor=conductor,
+        registry=registry,
+        tokens=tokens,
+        agents=agents,
+        router=router,
+        timers=TimerReactor(conductor),
+        metrics=metrics,
+        idempotency=IdempotencyStore(registry, clock),
+        owns_store=owns_store,
+    )
+    chosen = admin_token or os.environ.get("TANDEM_ADMIN_TOKEN")
+    if chosen:
+        tokens.register(chosen, ADMIN)
+    elif not tokens.has_admin():
+        runtime.admin_token_created = tokens.issue(ADMIN)
+    await router.sync()  # the routing index and the metrics start from the whole log
+    return runtime

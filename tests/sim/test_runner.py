@@ -1,0 +1,86 @@
+"""The runner over the real HTTP API: both transports agree, and a failed expectation fails the command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tandem.sim.cli import app
+from tandem.sim.evaluation import Evaluation, evaluate
+from tandem.sim.metrics import Rates
+from tandem.sim.scenario import load_scenarios
+from tandem.sim.transport import Transport, open_api
+from tandem.world.world import EXAMPLES_DIR, World
+
+SCENARIOS = [
+    EXAMPLES_DIR / "bank" / "scenarios" / "maria_card_declined.yaml",
+    EXAMPLES_DIR / "healthcare" / "scenarios" / "aisha_returns_by_phone.yaml",
+]
+
+
+async def run(transport: Transport, paths: list[Path]) -> Evaluation:
+    world = World.load()
+    scenarios = load_scenarios(paths, [t.id for t in world])
+    async with open_api(transport, world) as api:
+        return await evaluate(scenarios, api, Rates(), {t.id: t.kind for t in world}, transport=transport)
+
+
+def comparable(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """Everything a run reports except the ids the server chose."""
+    out = []
+    for outcome in evaluation.outcomes:
+        for result in (outcome.tandem, outcome.siloed):
+            assert result is not None
+            out.append(
+                {
+                    "metrics": result.metrics.to_dict(),
+                    "transcript": [line.to_dict() for line in result.transcript],
+                    "repeats": [(r.counter, r.fact, r.by) for r in result.repeats],
+                    "handoff_facts": result.handoff_facts,
+                    "failures": outcome.failures,
+                }
+            )
+    return out
+
+
+@pytest.mark.slow
+async def test_in_process_and_over_a_socket_the_same_journeys_give_the_same_results() -> None:
+    in_process = await run("inprocess", SCENARIOS)
+    over_http = await run("http", SCENARIOS)
+    assert in_process.passed, [o.failures for o in in_process.outcomes]
+    assert comparable(in_process) == comparable(over_http)
+    tandem, siloed = in_process.totals("tandem"), in_process.totals("siloed")
+    assert tandem.repeats_events == tandem.repeats_text == 0
+    assert siloed.repeats_events > 0 and siloed.repeats_text > 0
+    assert tandem.cost < siloed.cost and tandem.turns < siloed.turns
+
+
+def test_a_failed_expectation_makes_the_command_exit_non_zero(tmp_path: Path) -> None:
+    scenario = (EXAMPLES_DIR / "bank" / "scenarios" / "maria_balance.yaml").read_text()
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(scenario.replace("contained: true", "contained: false"))
+    result = CliRunner().invoke(app, [str(wrong), "--report", str(tmp_path / "report"), "--no-siloed"])
+    assert result.exit_code == 1, result.output
+    assert "contained: expected False, got True" in result.output
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Failed expectations" in report and "contained: expected False, got True" in report
+    assert (tmp_path / "report" / "summary.json").is_file() and (tmp_path / "report" / "handle_time.png").is_file()
+
+
+def test_a_scenario_that_meets_its_expectations_exits_zero_and_writes_the_charts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [str(SCENARIOS[0]), "--report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "report.md", "summary.json", "totals.png", "repeats.png", "handle_time.png"
+    }  # fmt: skip
+
+
+def test_an_invalid_scenario_file_exits_2_with_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ntitle: t\ntenant: bank\npersona:\n  name: M\n  legs: []\n")
+    result = CliRunner().invoke(app, [str(broken), "--report", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert f"{broken}:6: persona.legs: List should have at least 1 item" in result.output
