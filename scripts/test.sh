@@ -9,3 +9,5 @@ scripts/services.sh
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"
+# The journeys, end to end through the API: fails when any scenario's expectation breaks.
+.venv/bin/tandem eval examples/bank/scenarios examples/healthcare/scenarios --report "${EVAL_REPORT_DIR:-var/eval}"

@@ -118,3 +118,18 @@ async def test_a_long_interaction_loads_from_its_snapshot(sqlite_store: SqliteSt
     loaded = await fresh.load(state.interaction_id)
     assert loaded.version == (await conductor.load(state.interaction_id)).version
     assert loaded.transcript[-1].text == "you said: line 39"
+
+
+async def test_a_hand_back_before_anyone_connected_folds_as_an_abandoned_handoff(
+    sqlite_store: SqliteStore, clock: ManualClock
+) -> None:
+    conductor = Conductor(sqlite_store, {"bot": EchoBot()}, clock=clock)
+    state, _ = await conductor.start("bank", "C-1001", "chat")
+    iid = state.interaction_id
+    await conductor.execute(
+        "bank", iid, [cmd.RequestHandoff({"kind": "queue", "id": "cards"}, "lost card")], Actor("bot")
+    )
+    await conductor.execute("bank", iid, [cmd.Emit(ev.HANDED_BACK, {"to": "bot"})], Actor("supervisor", "sup_1"))
+    case = await Conductor(sqlite_store, {"bot": EchoBot()}, clock=clock).load(iid)
+    assert case.handoff is None
+    assert case.handoffs[-1]["status"] == "abandoned"

@@ -321,7 +321,9 @@ def _handoff_step(status: str) -> Callable[[Interaction, Event], None]:
 
 def _handed_back(s: Interaction, e: Event) -> None:
     if s.handoff is not None:
-        s.handoff.move("completed", e.occurred_at.isoformat())
+        # A committed event must always fold: a hand-back before anyone connected ends the handoff unused.
+        ending = "completed" if s.handoff.status == "connected" else "abandoned"
+        s.handoff.move(ending, e.occurred_at.isoformat())
         s.handoffs.append(s.handoff.to_dict())
         s.handoff = None
     s.resume_at = {k: e.data.get(k) for k in ("flow", "step", "goal", "instructions", "approved_actions", "to")}
