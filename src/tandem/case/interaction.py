@@ -11,7 +11,7 @@ from tandem.case import events as ev
 from tandem.case.casefile import Assertion, CaseFile, Fact, fact_key
 from tandem.case.envelope import Event
 from tandem.case.floor import Floor
-from tandem.case.handoff import Handoff
+from tandem.case.handoff import Handoff, HandoffStatus
 from tandem.case.legs import Assurance, Leg
 
 ACTION_STATUS_BY_EVENT = {
@@ -322,7 +322,7 @@ def _handoff_step(status: str) -> Callable[[Interaction, Event], None]:
 def _handed_back(s: Interaction, e: Event) -> None:
     if s.handoff is not None:
         # A committed event must always fold: a hand-back before anyone connected ends the handoff unused.
-        ending = "completed" if s.handoff.status == "connected" else "abandoned"
+        ending: HandoffStatus = "completed" if s.handoff.status == "connected" else "abandoned"
         s.handoff.move(ending, e.occurred_at.isoformat())
         s.handoffs.append(s.handoff.to_dict())
         s.handoff = None
@@ -375,6 +375,9 @@ def _action(s: Interaction, e: Event) -> None:
     if e.type == ev.ACTION_STARTED:
         action["idempotency_key"] = d["idempotency_key"]
         action["attempts"] = int(action.get("attempts") or 0) + 1
+    if e.type in (ev.ACTION_STARTED, ev.ACTION_OUTCOME_UNKNOWN) and "lease_until" in d:
+        # The worker that owns the call until then; another one steps in only after it lapsed.
+        action["lease"] = {"worker": d.get("worker"), "until": d["lease_until"]}
     if e.type in (ev.ACTION_SUCCEEDED, ev.ACTION_FAILED):
         action["result"] = d.get("result") or ({"error": d["error"]} if "error" in d else None)
         action["reconciled"] = bool(d.get("reconciled"))
