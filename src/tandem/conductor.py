@@ -84,7 +84,7 @@ class Conductor:
         partners: Sequence[Participant] = (),
         bus: Bus | None = None,
         owner: str | None = None,
-        snapshot_every: int = 100,
+        snapshot_every: int = 50,
         cache_size: int = 20_000,
         lease_ttl_s: float = 30.0,
     ) -> None:
