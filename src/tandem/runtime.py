@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tandem import commands as cmd
+from tandem.activation.activator import Activator
 from tandem.api.idempotency import IdempotencyStore
 from tandem.api.metrics import Metrics
 from tandem.api.tokens import Principal, TokenRegistry
@@ -83,6 +84,7 @@ class Runtime:
     metrics: Metrics
     idempotency: IdempotencyStore
     owns_store: bool = True
+    activator: Activator | None = None
     # Set when the data directory had no admin token and TANDEM_ADMIN_TOKEN named none: print it once.
     admin_token_created: str | None = None
     timer_interval_s: float = 0.5
@@ -124,6 +126,8 @@ class Runtime:
     async def aclose(self) -> None:
         await self.stop()
         self.registry.close()
+        if self.activator is not None:
+            await self.activator.close()
         if self.owns_store:
             await self.store.close()
 
@@ -183,6 +187,7 @@ async def build_runtime(
     participants: Mapping[str, Participant] | None = None,
     understander: Understander | None = None,
     admin_token: str | None = None,
+    activator: Activator | None = None,
 ) -> Runtime:
     """Assemble everything. ``admin_token`` (or ``TANDEM_ADMIN_TOKEN``) becomes an admin token of every
     tenant; with neither, a fresh data directory gets a new one in ``admin_token_created``."""
@@ -194,7 +199,7 @@ async def build_runtime(
     registry = open_registry(store.path if isinstance(store, SqliteStore) else data_dir / "tandem.db")
     bus = Bus()
     if participants is None:
-        participants = {"bot": SelfServiceBot(world)}
+        participants = {"bot": SelfServiceBot(world, activator=activator)}
     if understander is None:
         understander = RuleUnderstander({t.id: t.kind for t in world})
     conductor = Conductor(store, participants, clock=clock, understander=understander, bus=bus)
@@ -218,6 +223,7 @@ async def build_runtime(
         metrics=metrics,
         idempotency=IdempotencyStore(registry, clock),
         owns_store=owns_store,
+        activator=activator,
     )
     chosen = admin_token or os.environ.get("TANDEM_ADMIN_TOKEN")
     if chosen:

@@ -11,8 +11,11 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from tandem.activation.activator import Activator
+from tandem.activation.lakehouse import generate
 from tandem.api.app import create_app
 from tandem.api.tokens import Principal
+from tandem.clock import BusinessDateClock
 from tandem.runtime import Runtime, build_runtime
 from tandem.store.location import open_store
 from tandem.world.world import World
@@ -36,6 +39,15 @@ class DemoCredentials:
     admin_token: str | None
     staff: list[dict[str, Any]]
     channels: dict[str, str]
+
+
+async def open_demo_lakehouse(data_dir: Path, world: World, console: Console) -> Activator:
+    """The example lakehouse the signals read: generated at demo scale on first start (seconds), reused after."""
+    lakehouse = data_dir / "lakehouse"
+    if not (lakehouse / "manifest.json").exists():
+        console.print(f"Generating the example lakehouse in {lakehouse} …")
+        generate(lakehouse)
+    return await Activator.open(data_dir=lakehouse, clock=BusinessDateClock(world.business_date))
 
 
 def ensure_demo_staff(runtime: Runtime) -> DemoCredentials:
@@ -96,7 +108,9 @@ async def _serve(runtime: Runtime, host: str, port: int) -> None:
 
 def serve_demo(host: str, port: int, data_dir: Path, *, admin_token: str | None, console: Console) -> None:
     async def main() -> None:
-        runtime = await build_runtime(data_dir, World.load(), admin_token=admin_token)
+        world = World.load()
+        activator = await open_demo_lakehouse(data_dir, world, console)
+        runtime = await build_runtime(data_dir, world, admin_token=admin_token, activator=activator)
         creds = ensure_demo_staff(runtime)
         _print_demo(console, f"http://{host}:{port}", creds, admin_token is not None)
         await _serve(runtime, host, port)

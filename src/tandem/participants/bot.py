@@ -8,16 +8,18 @@ person, or this bot on another channel after a hang-up) starts from there instea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from tandem import commands as cmd
+from tandem.activation.activator import Activator
 from tandem.case import events as ev
 from tandem.case.interaction import Interaction
 from tandem.case.legs import Assurance
 from tandem.money import format_money
 from tandem.participants.protocol import Turn, Understanding
+from tandem.release.signals import Trigger
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.records import CustomerRecord
 from tandem.world.world import Tenant, World
@@ -58,6 +60,8 @@ class _Work:
     record: CustomerRecord | None = None
     assurance: Assurance = Assurance.NONE
     handoff_requested: bool = False
+    # Facts a live signal brought this turn: the records' copy of the same fact is then not written again.
+    signalled: set[str] = field(default_factory=set)
 
     @property
     def epoch(self) -> int:
@@ -70,6 +74,8 @@ class _Work:
         self.out.append(cmd.Ask(name, text, purpose=purpose, needed_level=needed, epoch=self.epoch))
 
     def learn(self, name: str, value: Any, source: str, *, subject: str | None = None, **kw: Any) -> None:
+        if source.startswith("system:") and name in self.signalled:
+            return
         self.learned[name if subject is None else f"{name}[{subject}]"] = value
         self.out.append(cmd.Learn(name, value, source, subject=subject, **kw))
 
@@ -92,9 +98,17 @@ class SelfServiceBot:
     model = "tandem-flows"
     prompt_version = "self-service-1"
 
-    def __init__(self, world: World, understander: RuleUnderstander | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        understander: RuleUnderstander | None = None,
+        activator: Activator | None = None,
+    ) -> None:
         self.world = world
         self.understander = understander or RuleUnderstander({t.id: t.kind for t in world})
+        # With an activator, the enterprise data a goal needs arrives as live signals with provenance;
+        # without one (a bare test), the bot reads the example records.
+        self.activator = activator
 
     async def decide(self, case: Interaction, turn: Turn) -> Sequence[cmd.Command]:
         if case.tenant_id not in self.world.tenants:
@@ -106,12 +120,12 @@ class SelfServiceBot:
         if kind == ev.LEG_OPENED:
             self._greet(work)
         elif kind == ev.HANDED_BACK:
-            self._resume(work)
+            await self._resume(work)
         elif kind == ev.CUSTOMER_SAID:
             understanding = turn.understanding or self.understander.understand(
                 str(turn.input.data.get("text") or ""), case, turn.now
             )
-            self._respond(work, understanding)
+            await self._respond(work, understanding)
         return work.out
 
     # -- greeting and resuming -------------------------------------------------------------------------
@@ -128,7 +142,7 @@ class SelfServiceBot:
             return
         w.say(f"Hi{name}, this is {w.tenant.assistant}. How can I help you today?")
 
-    def _resume(self, w: _Work) -> None:
+    async def _resume(self, w: _Work) -> None:
         data = w.turn.input.data
         name = f", {w.record.first_name}" if w.record else ""
         goal = data.get("goal")
@@ -142,10 +156,10 @@ class SelfServiceBot:
             goal_intent = data.get("flow")
             w.say(opening)
             if goal_intent in GOALS:
-                self._serve(w, str(goal_intent), Understanding())
+                await self._serve(w, str(goal_intent), Understanding())
 
     # -- a customer line -------------------------------------------------------------------------------
-    def _respond(self, w: _Work, u: Understanding) -> None:
+    async def _respond(self, w: _Work, u: Understanding) -> None:
         self._take_entities(w, u)
         top = u.intents[0] if u.intents else None
         if top and top[0] == "talk_to_person" and top[1] >= 0.5:
@@ -173,19 +187,38 @@ class SelfServiceBot:
             return
         if w.known("reason") != goal:
             w.learn("reason", goal, "customer", confidence=top[1] if top and top[0] == goal else 0.7)
-        self._serve(w, goal, u)
+        await self._serve(w, goal, u)
 
-    def _serve(self, w: _Work, goal: str, u: Understanding) -> None:
+    async def _serve(self, w: _Work, goal: str, u: Understanding) -> None:
         if goal in NEEDS_VERIFICATION:
             if w.record is None and not self._identify(w):
                 return
             if w.assurance < Assurance.KNOWLEDGE_VERIFIED and not self._verify(w):
                 return
+        if self.activator is not None and w.record is not None:
+            await self._activate(w, goal)
         serve = getattr(self, f"_serve_{goal}", None)
         if serve is None:
             self._hand_over(w, f"{GOAL_LABELS.get(goal, goal)} needs a person", "Help with the request.")
             return
         serve(w, u)
+
+    async def _activate(self, w: _Work, goal: str) -> None:
+        """Pull the enterprise data this goal needs into the case file, within the signals' budgets. A slow
+        or failed source comes back as a status fact and the conversation goes on."""
+        assert self.activator is not None and w.record is not None
+        learns = await self.activator.for_trigger(
+            w.case.tenant_id,
+            Trigger.intent(goal, w.assurance),
+            {"customer": w.record.id, "member": w.record.id},
+            self.kind,
+            interaction_id=w.case.interaction_id,
+        )
+        for learn in learns:
+            w.out.append(replace(learn, epoch=w.epoch))
+            if learn.name != "signal_status":
+                w.signalled.add(learn.name)
+                w.learned[learn.name if learn.subject is None else f"{learn.name}[{learn.subject}]"] = learn.value
 
     def _goal(self, w: _Work, u: Understanding) -> str | None:
         for name, confidence in u.intents:
