@@ -115,7 +115,10 @@ class Conductor:
             raise InteractionNotFound(interaction_id)
         before = state.version
         for event in newer:
-            state.apply(event)
+            # Another load of the same interaction may have applied it while we read (an asynchronous store
+            # interleaves them: the action worker loads while a turn or the API does).
+            if event.seq > state.version:
+                state.apply(event)
         self._remember(state)
         if state.version // self.snapshot_every > before // self.snapshot_every:
             await self.store.save_snapshot(interaction_id, state.version, state.to_snapshot())

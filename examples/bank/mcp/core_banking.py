@@ -1,0 +1,274 @@
+"""Harbor Bank's core banking system as an MCP server: accounts, cards, transactions, holds, credits, disputes.
+
+Run by the Tandem runtime as a process (see ``servers.yaml``)::
+
+    python core_banking.py --data DATA_DIR/core_banking.db --world examples/bank/world.yaml [--http 127.0.0.1:0]
+
+The first start seeds the data file from the world: James Chen's $1,250.00 ElectroMart charge (TXN-77120) is
+posted on his credit card 9876 and not yet disputed. Every effect is done once per idempotency key and kept in
+the ``effects`` ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
+
+from tandem.actions import hosting
+from tandem.actions.ledger import EffectLedger, EffectRefused, Entry, add_ledger_tools, call_key, effect_meta
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, kind TEXT NOT NULL, balance_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cards (
+    last4 TEXT PRIMARY KEY, customer_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, card_last4 TEXT, date TEXT NOT NULL, merchant TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS holds (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,
+    reason TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credits (
+    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, amount_minor INTEGER NOT NULL, currency TEXT NOT NULL,
+    reason TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS disputes (
+    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, transaction_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL, credit_id TEXT
+);
+"""
+
+
+class Money(BaseModel):
+    amount_minor: int
+    currency: str = "USD"
+
+
+def seed(db: sqlite3.Connection, world: dict[str, Any]) -> None:
+    for customer in world.get("customers", []):
+        cid = customer["id"]
+        for account in customer.get("accounts") or []:
+            balance = account["balance"]
+            db.execute(
+                "INSERT INTO accounts (id, customer_id, kind, balance_minor, currency) VALUES (?, ?, ?, ?, ?)",
+                (account["id"], cid, account["kind"], balance["amount_minor"], balance["currency"]),
+            )
+        for card in customer.get("cards") or []:
+            db.execute(
+                "INSERT INTO cards (last4, customer_id, kind, status) VALUES (?, ?, ?, ?)",
+                (card["last4"], cid, card["kind"], card["status"]),
+            )
+        for txn in customer.get("transactions") or []:
+            db.execute(
+                "INSERT INTO transactions (id, customer_id, card_last4, date, merchant, amount_minor, currency, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (txn["id"], cid, txn.get("card_last4"), txn["date"], txn["merchant"], txn["amount"]["amount_minor"],
+                 txn["amount"]["currency"], txn["status"]),
+            )  # fmt: skip
+
+
+def _rows(db: sqlite3.Connection, sql: str, args: tuple[Any, ...], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [dict(zip(keys, r, strict=True)) for r in db.execute(sql, args).fetchall()]
+
+
+def _refusing(exc: EffectRefused) -> ToolError:
+    return ToolError(str(exc))
+
+
+def build(data: Path, world: Path) -> MCPServer[Any]:
+    ledger = EffectLedger(data)
+    ledger.db.executescript(SCHEMA)
+    ledger.seed_once(f"world:{world.resolve()}", lambda db: seed(db, yaml.safe_load(world.read_text())))
+    server: MCPServer[Any] = MCPServer("core_banking", version="1", log_level="WARNING")
+    add_ledger_tools(server, ledger)
+    db = ledger.db
+
+    @server.tool()
+    async def get_accounts(customer_id: str) -> dict[str, Any]:
+        """A customer's deposit accounts with their balances (minor units)."""
+        keys = ("id", "kind", "balance_minor", "currency")
+        sql = "SELECT id, kind, balance_minor, currency FROM accounts WHERE customer_id = ?"
+        return {"accounts": _rows(db, sql, (customer_id,), keys)}
+
+    @server.tool()
+    async def get_cards(customer_id: str) -> dict[str, Any]:
+        """A customer's cards and their status."""
+        sql = "SELECT last4, kind, status FROM cards WHERE customer_id = ?"
+        return {"cards": _rows(db, sql, (customer_id,), ("last4", "kind", "status"))}
+
+    @server.tool()
+    async def get_transactions(customer_id: str) -> dict[str, Any]:
+        """A customer's recent card transactions."""
+        keys = ("id", "card_last4", "date", "merchant", "amount_minor", "currency", "status")
+        sql = f"SELECT {', '.join(keys)} FROM transactions WHERE customer_id = ? ORDER BY date DESC"
+        return {"transactions": _rows(db, sql, (customer_id,), keys)}
+
+    @server.tool(meta=effect_meta(compensate="withdraw_dispute"))
+    async def open_dispute(
+        customer_id: str, transaction_id: str, amount: Money, reason: str, ctx: Context
+    ) -> dict[str, Any]:
+        """Open a dispute of a posted card transaction and give the customer a provisional credit of the amount."""
+
+        def effect(db: sqlite3.Connection) -> dict[str, Any]:
+            txn = db.execute(
+                "SELECT customer_id, amount_minor, currency, status FROM transactions WHERE id = ?", (transaction_id,)
+            ).fetchone()
+            if txn is None or txn[0] != customer_id:
+                raise EffectRefused(f"{customer_id} has no transaction {transaction_id}")
+            if txn[3] != "posted":
+                raise EffectRefused(f"transaction {transaction_id} is {txn[3]}, only posted ones can be disputed")
+            if amount.amount_minor <= 0 or amount.amount_minor > txn[1] or amount.currency != txn[2]:
+                raise EffectRefused("the disputed amount must be positive and at most the transaction's amount")
+            dispute_id = f"DSP-{uuid.uuid4().hex[:8]}"
+            credit_id = f"CRD-{uuid.uuid4().hex[:8]}"
+            db.execute(
+                "INSERT INTO credits (id, customer_id, amount_minor, currency, reason, status)"
+                " VALUES (?, ?, ?, ?, ?, 'provisional')",
+                (credit_id, customer_id, amount.amount_minor, amount.currency, f"dispute {dispute_id}"),
+            )
+            db.execute(
+                "INSERT INTO disputes (id, customer_id, transaction_id, amount_minor, currency, reason, status,"
+                " credit_id) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+                (dispute_id, customer_id, transaction_id, amount.amount_minor, amount.currency, reason, credit_id),
+            )
+            db.execute("UPDATE transactions SET status = 'disputed' WHERE id = ?", (transaction_id,))
+            dispute = {
+                "id": dispute_id,
+                "status": "open",
+                "amount": amount.model_dump(),
+                "provisional_credit": credit_id,
+            }
+            return {
+                "dispute": dispute,
+                "facts": [{"name": "dispute", "subject": f"transaction:{transaction_id}", "value": dispute}],
+            }
+
+        args = {"customer_id": customer_id, "transaction_id": transaction_id, "amount": amount.model_dump(),
+                "reason": reason}  # fmt: skip
+        try:
+            return await ledger.apply(call_key(ctx), "open_dispute", args, effect)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta())
+    async def withdraw_dispute(original_key: str, ctx: Context) -> dict[str, Any]:
+        """Compensation of open_dispute: withdraw the dispute and reverse its provisional credit."""
+
+        def undo(db: sqlite3.Connection, original: Entry) -> dict[str, Any]:
+            dispute = original.result["dispute"]
+            db.execute("UPDATE disputes SET status = 'withdrawn' WHERE id = ?", (dispute["id"],))
+            db.execute("UPDATE credits SET status = 'reversed' WHERE id = ?", (dispute["provisional_credit"],))
+            db.execute("UPDATE transactions SET status = 'posted' WHERE id = ?", (original.args["transaction_id"],))
+            value = {**dispute, "status": "withdrawn"}
+            subject = f"transaction:{original.args['transaction_id']}"
+            return {"dispute": value, "facts": [{"name": "dispute", "subject": subject, "value": value}]}
+
+        try:
+            return ledger.compensate(original_key, call_key(ctx), "withdraw_dispute", undo)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta(compensate="reverse_credit"))
+    async def issue_credit(customer_id: str, amount: Money, reason: str, ctx: Context) -> dict[str, Any]:
+        """Credit a customer (a goodwill credit or a refund of a fee)."""
+
+        def effect(db: sqlite3.Connection) -> dict[str, Any]:
+            if amount.amount_minor <= 0:
+                raise EffectRefused("a credit must be positive")
+            credit_id = f"CRD-{uuid.uuid4().hex[:8]}"
+            db.execute(
+                "INSERT INTO credits (id, customer_id, amount_minor, currency, reason, status)"
+                " VALUES (?, ?, ?, ?, ?, 'posted')",
+                (credit_id, customer_id, amount.amount_minor, amount.currency, reason),
+            )
+            credit = {"id": credit_id, "amount": amount.model_dump(), "reason": reason, "status": "posted"}
+            return {"credit": credit, "facts": [{"name": "credit", "subject": f"credit:{credit_id}", "value": credit}]}
+
+        args = {"customer_id": customer_id, "amount": amount.model_dump(), "reason": reason}
+        try:
+            return await ledger.apply(call_key(ctx), "issue_credit", args, effect)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta())
+    async def reverse_credit(original_key: str, ctx: Context) -> dict[str, Any]:
+        """Compensation of issue_credit."""
+
+        def undo(db: sqlite3.Connection, original: Entry) -> dict[str, Any]:
+            credit = original.result["credit"]
+            db.execute("UPDATE credits SET status = 'reversed' WHERE id = ?", (credit["id"],))
+            value = {**credit, "status": "reversed"}
+            return {"credit": value, "facts": [{"name": "credit", "subject": f"credit:{credit['id']}", "value": value}]}
+
+        try:
+            return ledger.compensate(original_key, call_key(ctx), "reverse_credit", undo)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta(compensate="lift_account_hold"))
+    async def place_account_hold(account_id: str, amount: Money, reason: str, ctx: Context) -> dict[str, Any]:
+        """Hold funds on a deposit account."""
+
+        def effect(db: sqlite3.Connection) -> dict[str, Any]:
+            if db.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone() is None:
+                raise EffectRefused(f"no account {account_id}")
+            hold_id = f"HLD-{uuid.uuid4().hex[:8]}"
+            db.execute(
+                "INSERT INTO holds (id, account_id, amount_minor, currency, reason, status)"
+                " VALUES (?, ?, ?, ?, ?, 'active')",
+                (hold_id, account_id, amount.amount_minor, amount.currency, reason),
+            )
+            hold = {"id": hold_id, "amount": amount.model_dump(), "reason": reason, "status": "active"}
+            subject = f"account:{account_id}"
+            return {"hold": hold, "facts": [{"name": "account_hold", "subject": subject, "value": hold}]}
+
+        args = {"account_id": account_id, "amount": amount.model_dump(), "reason": reason}
+        try:
+            return await ledger.apply(call_key(ctx), "place_account_hold", args, effect)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta())
+    async def lift_account_hold(original_key: str, ctx: Context) -> dict[str, Any]:
+        """Compensation of place_account_hold."""
+
+        def undo(db: sqlite3.Connection, original: Entry) -> dict[str, Any]:
+            hold = original.result["hold"]
+            db.execute("UPDATE holds SET status = 'lifted' WHERE id = ?", (hold["id"],))
+            value = {**hold, "status": "lifted"}
+            subject = f"account:{original.args['account_id']}"
+            return {"hold": value, "facts": [{"name": "account_hold", "subject": subject, "value": value}]}
+
+        try:
+            key = call_key(ctx)
+            return ledger.compensate(original_key, key, "lift_account_hold", undo)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="the server's SQLite file")
+    parser.add_argument("--world", type=Path, required=True, help="the world.yaml to seed from")
+    parser.add_argument("--http", help="serve streamable HTTP on host:port instead of stdio")
+    args = parser.parse_args()
+    hosting.run(build(args.data, args.world), args.http)
+
+
+if __name__ == "__main__":
+    main()
