@@ -9,6 +9,7 @@ and appends the results with causation ids in one transaction.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import logging
@@ -291,7 +292,14 @@ class Conductor:
     async def _turn(self, state: Interaction, input_event: Event) -> TurnResult | None:
         now = self.clock.now()
         understanding = self._understand(state, input_event, now)
-        turn = Turn(now=now, input=input_event, understanding=understanding)
+        holder_actor = Actor(state.floor.kind, state.floor.participant_id or state.floor.kind)
+
+        def preview(commands: Sequence[cmd.Command]) -> Interaction:
+            return self._scratch(
+                state, self._events_for(state, input_event, [(holder_actor, c) for c in commands], now)
+            )
+
+        turn = Turn(now=now, input=input_event, understanding=understanding, preview=preview)
         decided: list[tuple[Actor, cmd.Command]] = []
         if understanding is not None:
             if understanding.intents:
@@ -509,12 +517,31 @@ class Conductor:
                 case cmd.Close():
                     emit(ev.INTERACTION_CLOSED, {"disposition": command.disposition}, actor)
                 case cmd.ProposeAction():
-                    self._propose(state, actor, command, now, emit)
+                    self._propose(self._scratch(state, out), actor, command, now, emit)
                 case cmd.Emit():
                     emit(command.type, dict(command.data), actor)
                 case _:
                     raise TypeError(f"unknown command {command!r}")
         return out
+
+    @staticmethod
+    def _scratch(state: Interaction, pending: Sequence[PendingEvent]) -> Interaction:
+        """The case as it would be after ``pending``: policy decides a proposal on the facts recorded before
+        it in the same turn (the customer verified a moment ago), never on the case as it was."""
+        if not pending:
+            return state
+        scratch = Interaction.from_snapshot(copy.deepcopy(state.to_snapshot()))
+        for offset, p in enumerate(pending, start=1):
+            scratch.apply(
+                Event(
+                    event_id=p.event_id, tenant_id=state.tenant_id, interaction_id=state.interaction_id,
+                    seq=state.version + offset, position=0, type=p.type, schema_version=ev.spec_of(p.type).version,
+                    occurred_at=p.occurred_at, recorded_at=p.occurred_at, actor=p.actor, leg_id=p.leg_id,
+                    causation_id=p.causation_id, correlation_id=p.correlation_id, floor_epoch=p.floor_epoch,
+                    data=p.data,
+                )
+            )  # fmt: skip
+        return scratch
 
     def _propose(
         self,

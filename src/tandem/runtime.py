@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tandem import commands as cmd
+from tandem.actions.runtime import Actions, build_actions
 from tandem.activation.activator import Activator
 from tandem.api.idempotency import IdempotencyStore
 from tandem.api.metrics import Metrics
@@ -85,6 +86,7 @@ class Runtime:
     idempotency: IdempotencyStore
     owns_store: bool = True
     activator: Activator | None = None
+    actions: Actions | None = None
     # Set when the data directory had no admin token and TANDEM_ADMIN_TOKEN named none: print it once.
     admin_token_created: str | None = None
     timer_interval_s: float = 0.5
@@ -116,6 +118,11 @@ class Runtime:
             asyncio.create_task(
                 _repeat("timers", self.timers.fire_due, self.timer_interval_s, self._stop), name="timers"
             ),
+            # Inputs written outside a request (an action's outcome, or one a busy mailbox left) get their
+            # turn here: woken by every commit, with a poll as a safety net.
+            asyncio.create_task(
+                _repeat("inputs", self._process_unhandled, self.timer_interval_s, self._stop, self.bus), name="inputs"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -126,10 +133,19 @@ class Runtime:
     async def aclose(self) -> None:
         await self.stop()
         self.registry.close()
+        if self.actions is not None:
+            await self.actions.aclose()
         if self.activator is not None:
             await self.activator.close()
         if self.owns_store:
             await self.store.close()
+
+    async def _process_unhandled(self) -> None:
+        for _tenant, interaction_id in await self.store.unhandled():
+            try:
+                await self.conductor.process(interaction_id)
+            except Exception:  # top level of a reactor: one broken interaction must not stop the rest
+                log.exception("processing %s failed", interaction_id)
 
     async def _recover(self) -> None:
         # Inputs acknowledged before a crash but never processed: process them now.
@@ -188,6 +204,7 @@ async def build_runtime(
     understander: Understander | None = None,
     admin_token: str | None = None,
     activator: Activator | None = None,
+    with_actions: bool = False,
 ) -> Runtime:
     """Assemble everything. ``admin_token`` (or ``TANDEM_ADMIN_TOKEN``) becomes an admin token of every
     tenant; with neither, a fresh data directory gets a new one in ``admin_token_created``."""
@@ -198,11 +215,20 @@ async def build_runtime(
     store = store or SqliteStore(data_dir / "tandem.db")
     registry = open_registry(store.path if isinstance(store, SqliteStore) else data_dir / "tandem.db")
     bus = Bus()
+    bot: SelfServiceBot | None = None
     if participants is None:
-        participants = {"bot": SelfServiceBot(world, activator=activator)}
+        bot = SelfServiceBot(world, activator=activator)
+        participants = {"bot": bot}
     if understander is None:
         understander = RuleUnderstander({t.id: t.kind for t in world})
     conductor = Conductor(store, participants, clock=clock, understander=understander, bus=bus)
+    actions: Actions | None = None
+    if with_actions:
+        # The example systems as MCP servers, the policy gate and the action worker; started by the caller
+        # (``await runtime.actions.start()``) since it launches processes.
+        actions = build_actions(world, data_dir, conductor)
+        if bot is not None:
+            bot.gate = conductor.gate
     tokens = TokenRegistry(registry, clock)
     agents = AgentDirectory(registry)
     router = Router(conductor, agents, world)
@@ -224,6 +250,7 @@ async def build_runtime(
         idempotency=IdempotencyStore(registry, clock),
         owns_store=owns_store,
         activator=activator,
+        actions=actions,
     )
     chosen = admin_token or os.environ.get("TANDEM_ADMIN_TOKEN")
     if chosen:

@@ -110,7 +110,12 @@ def serve_demo(host: str, port: int, data_dir: Path, *, admin_token: str | None,
     async def main() -> None:
         world = World.load()
         activator = await open_demo_lakehouse(data_dir, world, console)
-        runtime = await build_runtime(data_dir, world, admin_token=admin_token, activator=activator)
+        runtime = await build_runtime(data_dir, world, admin_token=admin_token, activator=activator, with_actions=True)
+        assert runtime.actions is not None
+        not_started = await runtime.actions.start()
+        for tenant, servers in not_started.items():
+            for name, why in servers.items():
+                console.print(f"[yellow]{tenant}: MCP server {name} did not start ({why}); its tools fail into facts.")
         creds = ensure_demo_staff(runtime)
         _print_demo(console, f"http://{host}:{port}", creds, admin_token is not None)
         await _serve(runtime, host, port)

@@ -124,9 +124,10 @@ ACTION_DECIDED = register("ActionDecided", required=("action_id", "outcome", "ru
 ACTION_APPROVED = register("ActionApproved", required=("action_id", "by"), is_input=True).name
 ACTION_REJECTED = register("ActionRejected", required=("action_id", "by"), is_input=True).name
 ACTION_STARTED = register("ActionStarted", required=("action_id", "idempotency_key")).name
-ACTION_SUCCEEDED = register("ActionSucceeded", required=("action_id",)).name
-ACTION_FAILED = register("ActionFailed", required=("action_id", "error")).name
-ACTION_OUTCOME_UNKNOWN = register("ActionOutcomeUnknown", required=("action_id",)).name
+# An action's outcome is an input: whoever holds the floor gets a turn to tell the customer it is done.
+ACTION_SUCCEEDED = register("ActionSucceeded", required=("action_id",), is_input=True).name
+ACTION_FAILED = register("ActionFailed", required=("action_id", "error"), is_input=True).name
+ACTION_OUTCOME_UNKNOWN = register("ActionOutcomeUnknown", required=("action_id",), is_input=True).name
 ACTION_COMPENSATED = register("ActionCompensated", required=("action_id",)).name
 
 # Timers: durable inputs fired through the conductor like any other

@@ -18,7 +18,7 @@ from tandem.case import events as ev
 from tandem.case.interaction import Interaction
 from tandem.case.legs import Assurance
 from tandem.money import format_money
-from tandem.participants.protocol import Turn, Understanding
+from tandem.participants.protocol import ActionGate, Turn, Understanding
 from tandem.release.signals import Trigger
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.records import CustomerRecord
@@ -103,12 +103,16 @@ class SelfServiceBot:
         world: World,
         understander: RuleUnderstander | None = None,
         activator: Activator | None = None,
+        gate: ActionGate | None = None,
     ) -> None:
         self.world = world
         self.understander = understander or RuleUnderstander({t.id: t.kind for t in world})
         # With an activator, the enterprise data a goal needs arrives as live signals with provenance;
         # without one (a bare test), the bot reads the example records.
         self.activator = activator
+        # With a policy gate the bot acts (releases a hold, opens a dispute) within what policy allows it;
+        # without one it hands such work to a person. The conductor records the gate's decision either way.
+        self.gate = gate
 
     async def decide(self, case: Interaction, turn: Turn) -> Sequence[cmd.Command]:
         if case.tenant_id not in self.world.tenants:
@@ -121,6 +125,8 @@ class SelfServiceBot:
             self._greet(work)
         elif kind == ev.HANDED_BACK:
             await self._resume(work)
+        elif kind in (ev.ACTION_SUCCEEDED, ev.ACTION_FAILED, ev.ACTION_OUTCOME_UNKNOWN):
+            self._report_action(work)
         elif kind == ev.CUSTOMER_SAID:
             understanding = turn.understanding or self.understander.understand(
                 str(turn.input.data.get("text") or ""), case, turn.now
@@ -352,6 +358,34 @@ class SelfServiceBot:
         items = w.case.case.assertions.get((name, None), [])
         return max((a.seq for a in items if not a.superseded), default=0)
 
+    # -- acting through policy ------------------------------------------------------------------------
+    def _act(self, w: _Work, tool: str, args: dict[str, Any], reason: str) -> str | None:
+        """Propose an action and say what policy will let happen: ``allow``, ``require_approval`` or
+        ``deny`` (None when the bot has no gate and cannot act at all). The conductor asks the same gate
+        with the same case when it records the proposal, so what the bot says is what is recorded."""
+        if self.gate is None:
+            return None
+        case = w.turn.preview(w.out) if w.turn.preview is not None else w.case
+        decision = self.gate.decide(case, tool, args, self.kind, w.turn.now)
+        if decision.outcome != "deny":
+            w.out.append(cmd.ProposeAction(tool, args, reason, epoch=w.epoch))
+        return decision.outcome
+
+    def _report_action(self, w: _Work) -> None:
+        data = w.turn.input.data
+        action = w.case.actions.get(str(data.get("action_id")), {})
+        tool = action.get("tool", "")
+        if w.turn.input.type != ev.ACTION_SUCCEEDED:
+            self._hand_over(w, f"{tool} did not go through", "Check the action's outcome and finish it.")
+            return
+        done = {
+            "release_fraud_hold": "Done: the hold on your card is released, so you can try the payment again.",
+            "open_dispute": "Your dispute is open; you'll get an update by email within 10 business days.",
+            "set_up_payment_plan": "Your payment plan is set up; the first payment is due next month.",
+            "reschedule_appointment": "Your appointment is rescheduled.",
+        }.get(tool, "That's done.")
+        w.say(f"{done} Is there anything else I can help with?")
+
     # -- serving goals ---------------------------------------------------------------------------------
     def _handoff_open(self, w: _Work) -> bool:
         return w.case.handoff is not None and w.case.handoff.is_open
@@ -421,9 +455,21 @@ class SelfServiceBot:
             lines.append("and there's no travel notice on file")
         w.say(f"I found it: {', '.join(lines)}.")
         if held:
+            card = held[0]
+            txn = declined[0] if declined else None
+            args = {"customer_id": w.record.id, "card_last4": card["last4"]}
+            if txn is not None:
+                args["amount"] = txn["amount"]
+            outcome = self._act(w, "release_fraud_hold", args, "verified customer confirmed the declined payment")
+            if outcome == "allow":
+                w.say("Since you've confirmed it's you, I'm releasing the hold now; I'll tell you here when it's done.")
+                return
+            reason = f"release fraud hold on card {card['last4']} (verified customer, foreign-transaction alert)"
+            if outcome == "require_approval":
+                reason = f"approve the proposed hold release on card {card['last4']}"
             self._hand_over(
                 w,
-                f"release fraud hold on card {held[0]['last4']} (verified customer, foreign-transaction alert)",
+                reason,
                 "Confirm the Lisbon payment with the customer, release the hold and add a travel notice.",
                 queue="fraud",
             )
@@ -451,10 +497,17 @@ class SelfServiceBot:
             f"I've noted the {format_money(txn['amount'])} charge at {txn['merchant']} on {txn['date']}. "
             "Opening a dispute of that size needs a specialist's approval."
         )
+        args = {"customer_id": w.record.id, "transaction_id": txn["id"], "amount": txn["amount"],
+                "reason": "customer does not recognise the charge"}  # fmt: skip
+        outcome = self._act(w, "open_dispute", args, "customer disputes the charge")
+        if outcome == "allow":
+            w.say("I'm opening the dispute now; I'll confirm here in a moment.")
+            return
+        what = "approve the proposed dispute" if outcome == "require_approval" else "dispute"
         self._hand_over(
             w,
-            f"dispute {format_money(txn['amount'])} at {txn['merchant']}",
-            "Review and open the dispute.",
+            f"{what}: {format_money(txn['amount'])} at {txn['merchant']}",
+            "Review and approve the dispute." if outcome == "require_approval" else "Review and open the dispute.",
             queue="disputes",
         )
 
@@ -525,6 +578,11 @@ class SelfServiceBot:
         statements = w.record.details.get("statements") or []
         total = format_money(statements[0]["balance"]) if statements else "your balance"
         w.learn("payment_plan_eligible", True, "system:billing")
+        if statements:
+            args = {"member_id": w.record.id, "amount": statements[0]["balance"], "months": 3}
+            if self._act(w, "set_up_payment_plan", args, "eligible member asked for a payment plan") == "allow":
+                w.say(f"I'm setting up a 3-month payment plan for {total} now; I'll confirm here in a moment.")
+                return
         self._hand_over(
             w,
             f"set up a payment plan for {total}",

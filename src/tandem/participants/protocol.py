@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,6 +29,9 @@ class Turn:
     now: datetime
     input: Event
     understanding: Understanding | None = None
+    # The case as it would be after some commands of this turn: what policy will see when it decides a
+    # proposal made after them.
+    preview: Callable[[Sequence[Command]], Interaction] | None = None
 
 
 class Participant(Protocol):
