@@ -106,11 +106,13 @@ def serve(
 
 def _register_subcommands() -> None:
     """Sub-apps live beside their domain; the top-level command only names them."""
+    from tandem.actions.cli import policy_app
     from tandem.activation.cli import data_app, signals_app
     from tandem.sim.cli import eval_command
 
     app.add_typer(data_app, name="data", help="The example lakehouse: generate it.")
     app.add_typer(signals_app, name="signals", help="Signals of the release: list them, fetch one.")
+    app.add_typer(policy_app, name="policy", help="Policy: check a file, run policy unit tests, the kill switch.")
 
     app.command("eval", help="Play journey scenarios through the API; write a report; fail on a broken expectation.")(
         eval_command
