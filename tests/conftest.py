@@ -36,3 +36,10 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(tmp_path / "tandem.db")
     yield store
     await store.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_llm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a real model by accident: the LLM settings of the environment are dropped."""
+    for name in ("TANDEM_LLM", "TANDEM_LLM_BASE_URL", "TANDEM_LLM_API_KEY", "TANDEM_LLM_TIMEOUT_S"):
+        monkeypatch.delenv(name, raising=False)

@@ -27,6 +27,7 @@ from tandem.case import events as ev
 from tandem.case.envelope import SYSTEM
 from tandem.clock import BusinessDateClock, Clock
 from tandem.conductor import Conductor, Input, InteractionClosed
+from tandem.participants.ai import ai_from_env
 from tandem.participants.bot import SelfServiceBot
 from tandem.participants.protocol import Participant, Understander
 from tandem.routing.presence import AgentDirectory
@@ -218,7 +219,7 @@ async def build_runtime(
     bot: SelfServiceBot | None = None
     if participants is None:
         bot = SelfServiceBot(world, activator=activator)
-        participants = {"bot": bot}
+        participants = {"bot": bot, **ai_from_env(world)}
     if understander is None:
         understander = RuleUnderstander({t.id: t.kind for t in world})
     conductor = Conductor(store, participants, clock=clock, understander=understander, bus=bus)

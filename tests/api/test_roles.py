@@ -76,6 +76,7 @@ ENDPOINTS = [
     e("POST", "/v1/stream-tickets", {"interaction_id": "{I}"}, admin=201, supervisor=201, agent=201, customer=201,
       other_customer=404),
     e("POST", "/v1/channels", {"kinds": ["chat"]}, admin=201),
+    e("POST", "/v1/services", {"data_scope": "ai"}, admin=201),
     e("GET", "/v1/me", **{role: 200 for role in ROLES if role not in ("anonymous", "bad_token")}),
     e("GET", "/healthz", **EVERYONE),
     e("GET", "/readyz", **EVERYONE),

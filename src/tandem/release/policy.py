@@ -53,7 +53,7 @@ from celpy.evaluation import CELEvalError
 log = logging.getLogger(__name__)
 
 POLICY_FILE = "policy.yaml"
-PARTICIPANT_KINDS = frozenset({"ivr", "bot", "ai", "human", "supervisor", "copilot", "system"})
+PARTICIPANT_KINDS = frozenset({"ivr", "bot", "ai", "human", "supervisor", "copilot", "system", "service"})
 DEFAULT_PROPOSERS = frozenset({"bot", "ai", "human", "supervisor", "system"})
 DEFAULT_APPROVAL_EXPIRY_S = 900.0
 DEFAULT_TIMEOUT_S = 10.0

@@ -1,0 +1,1 @@
+"""Knowledge answers: retrieval over help articles, returning the passage and its source."""
