@@ -27,7 +27,7 @@ from tandem.case import events as ev
 from tandem.case.envelope import SYSTEM
 from tandem.clock import BusinessDateClock, Clock
 from tandem.conductor import Conductor, Input, InteractionClosed
-from tandem.participants.ai import ai_from_env
+from tandem.participants.ai import AIParticipant, ai_from_env
 from tandem.participants.bot import SelfServiceBot
 from tandem.participants.protocol import Participant, Understander
 from tandem.routing.presence import AgentDirectory
@@ -230,6 +230,8 @@ async def build_runtime(
         actions = build_actions(world, data_dir, conductor)
         if bot is not None:
             bot.gate = conductor.gate
+        if isinstance(ai := participants.get("ai"), AIParticipant):
+            ai.gate = conductor.gate
     tokens = TokenRegistry(registry, clock)
     agents = AgentDirectory(registry)
     router = Router(conductor, agents, world)

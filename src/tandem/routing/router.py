@@ -21,6 +21,7 @@ from tandem.case import events as ev
 from tandem.case.envelope import Actor, Event, new_id
 from tandem.case.interaction import Interaction
 from tandem.conductor import Conductor, ConductorError
+from tandem.participants.ai import takeover
 from tandem.routing.offers import (
     EXPIRY_TIMER,
     AlreadyDecided,
@@ -203,7 +204,10 @@ class Router:
             if handoff is None or handoff.handoff_id != handoff_id or handoff.status != "requested":
                 return []
             if handoff.target.get("kind") == "ai":
-                # The agentic AI is not a routing target yet: say so in the log rather than leave it hanging.
+                if "ai" in self.conductor.participants:
+                    # The AI needs no queue and no offer: the handoff settles at once and the AI greets.
+                    return takeover(handoff_id, self.conductor.clock.now(), handoff.reason)
+                # Without a model configured there is no AI to take it: say so rather than leave it hanging.
                 reason = "no AI participant takes handoffs in this deployment"
                 return [cmd.Emit(ev.HANDOFF_ABANDONED, {"handoff_id": handoff_id, "reason": reason})]
             return [cmd.Emit(ev.HANDOFF_QUEUED, self._queued(tenant_id, handoff_id, handoff.target))]
