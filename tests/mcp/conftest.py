@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp import Client
 from tandem.api.app import create_app
 from tandem.clock import ManualClock
 from tandem.participants.bot import SelfServiceBot

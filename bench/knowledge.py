@@ -1,0 +1,255 @@
+"""Knowledge benchmark: retrieval over tau2-bench's bank knowledge base (698 documents) and our own articles.
+
+Run ``/work/venv/bin/python -m bench.knowledge`` (a minute or two; longer with MiniLM installed, which embeds
+every passage once). The tau2 tasks name the documents they need (``required_documents``) but carry no
+questions, so questions are derived from each task's customer instructions, in two ways:
+
+* **task**: one question per task, the customer's instructions with the role-play boilerplate removed;
+  scored by capped recall@5 (the share of the needed documents among the first five, out of at most five)
+  and hit@5 (at least one needed document among the first five);
+* **turns**: every sentence and quoted line of those instructions as its own question, as an agent searching
+  at each customer turn would; a needed document counts as found when any of the task's questions has it in
+  its first five (the union is reported beside it, since more questions find more by chance).
+
+Documents titled "Internal" describe the agent's own procedures and tools; no customer line mentions them, so
+recall is also given separately for the customer-facing documents. Our own articles are scored with questions
+written for them in ``QUESTIONS`` below. Writes ``bench/out/knowledge.json``, prints the figures and
+refreshes the section "## Understanding" of ``docs/benchmarks.md`` (written by ``bench.nlu``, which quotes
+them) when ``bench/out/nlu.json`` exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tandem.knowledge.articles import Passage, split_markdown
+from tandem.knowledge.retrieval import KnowledgeBase, recall_at
+from tandem.understanding import embeddings as emb
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("TANDEM_DATA_DIR", ROOT.parent / "shared" / "data"))
+TAU2 = DATA / "tau2" / "banking_knowledge"
+OUT = ROOT / "bench" / "out" / "knowledge.json"
+GOAL_RECALL_AT_5 = 0.9
+console = Console()
+
+_BOILERPLATE = re.compile(
+    r"playing the role|never respond|customer service representative|don'?t dump|only provide additional|"
+    r"you are (?:now|currently) on the line|end the conversation|only mention|do not make up|"
+    r"\b(?:phone|email|dob|date of birth|address)\b\s*[:|]",
+    re.I,
+)
+
+# Questions customers ask, each with the article that answers it (written for this benchmark, not taken
+# from the articles' wording).
+QUESTIONS: dict[str, list[tuple[str, str]]] = {
+    "bank": [
+        ("why does my card keep getting rejected at shops", "card-declined.md"),
+        ("the payment was declined but I still see it on my account", "card-declined.md"),
+        ("I got a text asking if a purchase was me, how do I unblock the card", "fraud-holds.md"),
+        ("how long does a dispute take and do I get my money back meanwhile", "disputing-a-charge.md"),
+        ("a merchant charged me for something that never arrived", "disputing-a-charge.md"),
+        ("my wallet was stolen what do I do about my card", "lost-or-stolen-card.md"),
+        ("how fast will the new card come", "lost-or-stolen-card.md"),
+        ("I typed the wrong code three times at the ATM", "reset-pin.md"),
+        ("I forgot my online banking password", "reset-pin.md"),
+        ("going to Spain next month, will my debit card work there", "travel-notices.md"),
+        ("what's the difference between available and current balance", "checking-your-balance.md"),
+        ("the hotel took more money than the room cost", "pending-transactions.md"),
+        ("is there a fee for using my card in another currency", "foreign-transaction-fees.md"),
+        ("how much cash can I take out of an ATM per day", "card-limits.md"),
+        ("what happens if I spend more than I have in checking", "overdraft.md"),
+        ("how long does sending money to another bank take", "transfers.md"),
+        ("what is your routing number for my paycheck", "direct-deposit.md"),
+        ("someone called asking for my PIN, was that you", "account-security.md"),
+        ("where can I download last year's statements", "statements.md"),
+        ("what hours can I speak to someone", "contact-us.md"),
+    ],
+    "health_plan": [
+        ("is an EOB a bill I have to pay", "understanding-your-bill.md"),
+        ("why do I owe money after my visit", "understanding-your-bill.md"),
+        ("what does allowed amount mean on my benefits letter", "explanation-of-benefits.md"),
+        ("my lab was not in network and I got a big bill", "out-of-network-care.md"),
+        ("how long do claims take to process", "claim-status.md"),
+        ("my claim was rejected, can I fight it", "claim-denials-and-appeals.md"),
+        ("can I pay my balance monthly without interest", "payment-plans.md"),
+        ("I can't afford my medical bills, is there help", "financial-assistance.md"),
+        ("does my coverage stop when I quit my job", "eligibility-and-coverage.md"),
+        ("can I keep my insurance after being laid off", "coverage-after-a-job-change.md"),
+        ("I lost my insurance card", "id-cards.md"),
+        ("how do I find a doctor that takes my plan", "finding-a-provider.md"),
+        ("I need to move my appointment to another day", "rescheduling-appointments.md"),
+        ("do I need approval before getting an MRI", "referrals-and-prior-authorization.md"),
+        ("how much is my deductible", "deductibles-copays-coinsurance.md"),
+        ("how much do generic drugs cost", "prescriptions.md"),
+        ("how do I put my new baby on my plan", "adding-a-dependent.md"),
+        ("when is member services open", "contact-member-services.md"),
+    ],
+}
+ARTICLES = {
+    "bank": ROOT / "examples" / "bank" / "articles",
+    "health_plan": ROOT / "examples" / "healthcare" / "articles",
+}
+
+
+def task_question(instructions: str) -> str:
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", instructions)
+    return " ".join(s.strip(" -*#") for s in sentences if s.strip() and not _BOILERPLATE.search(s))
+
+
+def turn_questions(instructions: str) -> list[str]:
+    quoted = re.findall(r"\"([^\"]{20,})\"", instructions)
+    sentences = [s.strip(" -*#") for s in re.split(r"(?<=[.!?])\s+|\n+", instructions)]
+    return quoted + [s for s in sentences if len(s) >= 20 and not _BOILERPLATE.search(s)]
+
+
+def tau2(embedder: emb.Embedder | None) -> dict[str, Any]:
+    docs = [json.loads(p.read_text()) for p in sorted((TAU2 / "documents").glob("*.json"))]
+    titles = {d["id"]: d["title"] for d in docs}
+    passages: list[Passage] = []
+    for d in docs:
+        passages += split_markdown(d["id"], d["content"], title=d["title"])
+    start = time.perf_counter()
+    kb = KnowledgeBase(passages, embedder=embedder)
+    index_s = time.perf_counter() - start
+    tasks = [t for t in json.loads((TAU2 / "tasks.json").read_text()) if t.get("required_documents")]
+
+    def internal(doc: str) -> bool:
+        return "internal" in titles.get(doc, "").lower()
+
+    recall5: list[float] = []
+    recall5_customer: list[float] = []
+    recall5_internal: list[float] = []
+    recall20: list[float] = []
+    hit5: list[float] = []
+    turn_recall: list[float] = []
+    union_sizes: list[int] = []
+    n_questions: list[int] = []
+    times: list[float] = []
+    for task in tasks:
+        needed = list(dict.fromkeys(task["required_documents"]))
+        instructions = task["user_scenario"]["instructions"]
+        t0 = time.perf_counter()
+        found = [h.passage.source for h in kb.search(task_question(instructions), 20, by_source=True)]
+        times.append((time.perf_counter() - t0) * 1000)
+        recall5.append(recall_at(found, needed, 5))
+        recall20.append(recall_at(found, needed, 20))
+        hit5.append(float(any(d in needed for d in found[:5])))
+        customer = [d for d in needed if not internal(d)]
+        agent = [d for d in needed if internal(d)]
+        if customer:
+            recall5_customer.append(recall_at([d for d in found if not internal(d)], customer, 5))
+        if agent:
+            recall5_internal.append(recall_at([d for d in found if internal(d)], agent, 5))
+        questions = turn_questions(instructions)
+        n_questions.append(len(questions))
+        union: set[str] = set()
+        for q in questions:
+            union |= {h.passage.source for h in kb.search(q, 5, by_source=True)}
+        union_sizes.append(len(union))
+        turn_recall.append(len(union & set(needed)) / len(needed))
+    pairs = [(t["id"], d) for t in tasks for d in t["required_documents"]]
+    return {
+        "documents": len(docs),
+        "passages": len(passages),
+        "tasks": len(tasks),
+        "needed_pairs": len(pairs),
+        "internal_share": statistics.mean(internal(d) for _, d in pairs),
+        "index_s": index_s,
+        "task": {
+            "recall_at_5": statistics.mean(recall5),
+            "recall_at_20": statistics.mean(recall20),
+            "hit_at_5": statistics.mean(hit5),
+            "recall_at_5_customer_facing": statistics.mean(recall5_customer),
+            "recall_at_5_internal": statistics.mean(recall5_internal),
+            "p50_ms": statistics.median(times),
+        },
+        "turns": {
+            "recall_at_5_any_turn": statistics.mean(turn_recall),
+            "questions_per_task": statistics.mean(n_questions),
+            "documents_returned_per_task": statistics.mean(union_sizes),
+        },
+    }
+
+
+def own(embedder: emb.Embedder | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, folder in ARTICLES.items():
+        kb = KnowledgeBase.from_folder(folder, embedder=embedder)
+        ranks: list[int] = []
+        for question, source in QUESTIONS[kind]:
+            found = [h.passage.source for h in kb.search(question, 5, by_source=True)]
+            ranks.append(found.index(source) + 1 if source in found else 0)
+        out[kind] = {
+            "articles": len({p.source for p in kb.passages}),
+            "questions": len(ranks),
+            "recall_at_1": sum(r == 1 for r in ranks) / len(ranks),
+            "recall_at_5": sum(r > 0 for r in ranks) / len(ranks),
+        }
+    return out
+
+
+def run(use_embeddings: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {"systems": {}}
+    for name, embedder in (
+        ("bm25", None),
+        ("bm25+minilm", emb.MiniLM() if use_embeddings and emb.available() else None),
+    ):
+        if name != "bm25" and embedder is None:
+            continue
+        console.print(f"{name} ...")
+        results["systems"][name] = {"tau2": tau2(embedder), "own": own(embedder)}
+    return results
+
+
+def show(results: dict[str, Any]) -> None:
+    for name, r in results["systems"].items():
+        t, turns = r["tau2"]["task"], r["tau2"]["turns"]
+        own = ", ".join(
+            f"own {k} recall@1 {v['recall_at_1']:.2f} @5 {v['recall_at_5']:.2f}" for k, v in r["own"].items()
+        )
+        console.print(
+            f"[bold]{name}[/]: tau2 task recall@5 {t['recall_at_5']:.3f} (goal ≥ {GOAL_RECALL_AT_5}), hit@5 "
+            f"{t['hit_at_5']:.3f}, recall@20 {t['recall_at_20']:.3f}; customer-facing "
+            f"{t['recall_at_5_customer_facing']:.3f}, internal {t['recall_at_5_internal']:.3f}; any-turn recall@5 "
+            f"{turns['recall_at_5_any_turn']:.3f} ({turns['questions_per_task']:.0f} questions, "
+            f"{turns['documents_returned_per_task']:.0f} documents per task); {own}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Knowledge retrieval benchmark")
+    parser.add_argument("--no-embeddings", action="store_true", help="BM25 only, even where MiniLM is installed")
+    args = parser.parse_args(argv)
+    if not (TAU2 / "tasks.json").exists():
+        console.print(f"[red]No tau2 banking_knowledge under {TAU2}.[/]")
+        raise SystemExit(2)
+    results = run(not args.no_embeddings)
+    results["date"] = datetime.now(UTC).isoformat()
+    results["goal_recall_at_5"] = GOAL_RECALL_AT_5
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    show(results)
+    console.print(f"Wrote {OUT.relative_to(ROOT)}.")
+    # The figures appear in the section "## Understanding", which bench.nlu writes from its own last run.
+    nlu = OUT.parent / "nlu.json"
+    if nlu.exists():
+        from bench import nlu as nlu_bench
+
+        nlu_bench.write_doc(json.loads(nlu.read_text()))
+        console.print(f"Refreshed the section '{nlu_bench.SECTION}' of {nlu_bench.DOC.relative_to(ROOT)}.")
+
+
+if __name__ == "__main__":
+    main()

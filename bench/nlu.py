@@ -1,0 +1,530 @@
+"""Understanding benchmark: intent accuracy, out-of-scope detection, calibration, latency and training time.
+
+Run ``/work/venv/bin/python -m bench.nlu`` (about fifteen minutes on 2 cores with MiniLM installed). In one run:
+
+* Banking77 (train on train, score on test; hyper-parameters chosen on a stratified 10% carved from train);
+* CLINC150 full (train on train plus oos_train, tune on val, score on test with its 1,000 out-of-scope lines);
+* the project's own intents (train on ``examples/*/intents``, score on ``tests/understanding/data``);
+
+each with the model (TF-IDF word + char n-grams, MiniLM embeddings where installed, linear SVM,
+temperature-scaled, out-of-scope threshold) beside two baselines: TF-IDF + logistic regression and, where
+installed, MiniLM + logistic regression. It prints the figures beside their goals, writes the raw figures to
+``bench/out/nlu.json`` and rewrites the section "## Understanding" of ``docs/benchmarks.md``, leaving other
+sections as they are. The data is read from ``../shared/data`` (never copied into the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.table import Table
+
+from tandem.understanding import embeddings as emb
+from tandem.understanding.evaluation import carve
+from tandem.understanding.examples import OUT_OF_SCOPE, Example, read_clinc, read_csv, read_intents_dir
+from tandem.understanding.metrics import latency, score
+from tandem.understanding.model import IntentModel, Recipe, tune_threshold
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("TANDEM_DATA_DIR", ROOT.parent / "shared" / "data"))
+OUT_DIR = ROOT / "bench" / "out"
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Understanding"
+GOALS = {"banking77": 0.945, "clinc_in_scope": 0.962, "clinc_oos_recall": 0.60, "p50_ms": 10.0}
+TENANTS = {"bank": ("bank", "bank_test.csv"), "health_plan": ("healthcare", "health_plan_test.csv")}
+console = Console()
+
+Vectors = npt.NDArray[np.float64]
+
+
+class Lookup:
+    """Embeddings computed once for every text of the run (batched), served by text. They are kept in
+    ``bench/out/`` under a digest of the texts, so a second run does not embed again."""
+
+    def __init__(self, embedder: emb.Embedder, texts: Sequence[str]) -> None:
+        self.name = embedder.name
+        self.real = embedder
+        unique = sorted(set(texts))
+        digest = hashlib.sha256("\x1e".join([embedder.name, *unique]).encode()).hexdigest()[:16]
+        stored = OUT_DIR / f"embeddings-{embedder.name}-{digest}.npy"
+        timing = stored.with_suffix(".json")
+        self.cached = stored.exists() and timing.exists()
+        if self.cached:
+            vectors = np.load(stored)
+            self.seconds = float(json.loads(timing.read_text())["seconds"])
+        else:
+            start = time.perf_counter()
+            vectors = embedder.encode(unique)
+            self.seconds = time.perf_counter() - start
+            OUT_DIR.mkdir(parents=True, exist_ok=True)
+            np.save(stored, vectors)
+            timing.write_text(json.dumps({"seconds": self.seconds, "count": len(unique)}))
+        self.count = len(unique)
+        self.table = dict(zip(unique, vectors, strict=True))
+        self.live = False  # True: embed every call, as a live turn does (for latency)
+
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        if self.live:
+            return self.real.encode(texts)
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            self.table.update(zip(missing, self.real.encode(missing), strict=True))
+        return np.stack([self.table[t] for t in texts])
+
+
+# -- baselines -------------------------------------------------------------------------------------------------
+def baseline(
+    kind: str, train: list[Example], test: list[Example], val: list[Example], lookup: Lookup | None
+) -> dict[str, Any]:
+    """TF-IDF (word 1-2 grams) + logistic regression, or MiniLM embeddings + logistic regression; the
+    out-of-scope threshold (where the data has out-of-scope lines) on the top probability, tuned on val."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    labels = sorted({label for _, label in train})
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[label] for _, label in train])
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) if kind == "tfidf" else None
+
+    def features(texts: list[str], fit: bool = False) -> Any:
+        if vectorizer is not None:
+            return vectorizer.fit_transform(texts) if fit else vectorizer.transform(texts)
+        assert lookup is not None
+        return lookup.encode(texts)
+
+    start = time.perf_counter()
+    clf = LogisticRegression(C=10.0, max_iter=2000)
+    clf.fit(features([t for t, _ in train], fit=True), y)
+    train_s = time.perf_counter() - start
+    threshold = 0.0
+    if val:
+        probs = clf.predict_proba(features([t for t, _ in val]))
+        threshold = tune_threshold(probs, [index.get(label, -1) for _, label in val], index.get(OUT_OF_SCOPE), 0.6)
+
+    def predict(texts: list[str]) -> list[tuple[str, float]]:
+        probs = clf.predict_proba(features(texts))
+        out = []
+        for row in probs:
+            best = int(row.argmax())
+            if row[best] >= threshold:
+                out.append((labels[best], float(row[best])))
+            else:
+                out.append((OUT_OF_SCOPE, 1.0 - float(row[best])))
+        return out
+
+    texts = [t for t, _ in test]
+    predictions = predict(texts)
+    scores = score([label for _, label in test], [p[0] for p in predictions], [p[1] for p in predictions])
+    if lookup is not None:
+        lookup.live = True
+    lat = latency(lambda t: predict([t]), texts[:: max(1, len(texts) // 300)][:300])
+    if lookup is not None:
+        lookup.live = False
+    return {"train_s": train_s, "threshold": threshold, "scores": scores.as_dict(), "latency": asdict(lat)}
+
+
+# -- the model ---------------------------------------------------------------------------------------------------
+def model_report(model: IntentModel, test: list[Example], lookup: Lookup | None, train_s: float) -> dict[str, Any]:
+    texts = [t for t, _ in test]
+    predictions = model.predict(texts)
+    scores = score([label for _, label in test], [p.label for p in predictions], [p.confidence for p in predictions])
+    if lookup is not None:
+        lookup.live = True  # latency as live: the utterance is embedded, not looked up
+    lat = latency(lambda t: model.predict([t]), texts[:: max(1, len(texts) // 300)][:300])
+    if lookup is not None:
+        lookup.live = False
+    return {
+        "train_s": train_s,
+        "temperature": model.temperature,
+        "threshold": model.threshold,
+        "recipe": model.recipe.key,
+        "features": "n-grams" + (f" + {lookup.name}" if lookup else ""),
+        "scores": scores.as_dict(),
+        "latency": asdict(lat),
+    }
+
+
+def tune(
+    train: list[Example], val: list[Example], lookup: Lookup | None, grid: Sequence[Recipe]
+) -> tuple[Recipe, list[dict[str, Any]]]:
+    """Pick a recipe on validation data alone.
+
+    Without out-of-scope lines in val: the best validation accuracy. With them, the threshold must hold on
+    lines it was not tuned on, so val is halved (alternate in-scope lines, first and second half of the
+    out-of-scope ones): calibrate and set the threshold on one half, score on the other, and keep the best
+    in-scope accuracy among the recipes whose out-of-scope recall there reaches the floor (or, if none
+    does, the best recall).
+    """
+    oos = [ex for ex in val if ex[1] == OUT_OF_SCOPE]
+    inside = [ex for ex in val if ex[1] != OUT_OF_SCOPE]
+    if oos:
+        tune_on = inside[::2] + oos[: len(oos) // 2]
+        check_on = inside[1::2] + oos[len(oos) // 2 :]
+    else:
+        tune_on = check_on = val
+    tried: list[dict[str, Any]] = []
+    best: tuple[tuple[bool, float], Recipe] | None = None
+    for recipe in grid:
+        if lookup is None and recipe.embedding_weight != grid[0].embedding_weight:
+            continue
+        start = time.perf_counter()
+        model = IntentModel.train(train, recipe=recipe, embedder=lookup, val=tune_on)
+        took = time.perf_counter() - start
+        p = model.predict([t for t, _ in check_on])
+        s = score([label for _, label in check_on], [x.label for x in p], [x.confidence for x in p])
+        if s.oos_recall is not None and s.in_scope_accuracy is not None:
+            reaches = s.oos_recall >= recipe.oos_recall_floor
+            key = (reaches, s.in_scope_accuracy if reaches else s.oos_recall)
+        else:
+            key = (True, s.accuracy)
+        tried.append({"recipe": recipe.key, "val": s.as_dict(), "train_s": took})
+        console.print(f"    {recipe.key}: val {s.in_scope_accuracy or s.accuracy:.4f}, oos recall {s.oos_recall}")
+        if best is None or key > best[0]:
+            best = (key, recipe)
+    assert best is not None
+    return best[1], tried
+
+
+def run(quick: bool, use_embeddings: bool, limit: int | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    b77_train = read_csv(DATA / "banking77" / "train.csv")[:limit]
+    b77_test = read_csv(DATA / "banking77" / "test.csv")[:limit]
+    clinc = read_clinc(DATA / "clinc150" / "data_full.json")
+    if limit:  # a smoke run of the script itself, on every 20th line
+        clinc = type(clinc)(clinc.train[::20], clinc.test[::20], clinc.val[::20], clinc.name)
+    tenants = {
+        kind: (
+            read_intents_dir(ROOT / "examples" / folder / "intents"),
+            read_csv(ROOT / "tests" / "understanding" / "data" / test),
+        )
+        for kind, (folder, test) in TENANTS.items()
+    }
+    lookup: Lookup | None = None
+    embedder_note = "not installed"
+    if use_embeddings and emb.available():
+        texts = [t for t, _ in b77_train + b77_test + clinc.train + clinc.val + clinc.test]
+        for train, test in tenants.values():
+            texts += [t for t, _ in train + test]
+        console.print(f"Embedding {len(set(texts))} distinct texts with MiniLM ...")
+        lookup = Lookup(emb.MiniLM(), texts)
+        earlier = ", by an earlier run, kept in bench/out" if lookup.cached else ""
+        embedder_note = (
+            f"{lookup.name}, {lookup.count} texts embedded one at a time in {lookup.seconds:.0f} s "
+            f"({1000 * lookup.seconds / lookup.count:.0f} ms each{earlier})"
+        )
+    elif not use_embeddings:
+        embedder_note = "left out (--no-embeddings)"
+    results: dict[str, Any] = {"embeddings": embedder_note}
+    grid = [
+        Recipe(c=0.5, embedding_weight=2.0),
+        Recipe(c=1.0, embedding_weight=2.0),
+        Recipe(c=1.0, embedding_weight=3.0),
+    ]
+    if quick:
+        grid = grid[:1]
+
+    # Banking77 -------------------------------------------------------------------------------------------------
+    console.print("Banking77 ...")
+    rest, val = carve(b77_train)
+    recipe, tried = tune(rest, val, lookup, grid)
+    start = time.perf_counter()
+    final = IntentModel.train(b77_train, recipe=recipe, embedder=lookup)  # calibrated out of fold on all of train
+    b77 = {
+        "model": model_report(final, b77_test, lookup, time.perf_counter() - start),
+        "tuning": tried,
+        "tfidf_lr": baseline("tfidf", b77_train, b77_test, [], None),
+    }
+    if lookup is not None:
+        b77["minilm_lr"] = baseline("minilm", b77_train, b77_test, [], lookup)
+        start = time.perf_counter()
+        ngrams = IntentModel.train(b77_train, recipe=recipe, embedder=None)
+        b77["model_ngrams_only"] = model_report(ngrams, b77_test, None, time.perf_counter() - start)
+    results["banking77"] = b77
+
+    # CLINC150 ---------------------------------------------------------------------------------------------------
+    console.print("CLINC150 ...")
+    clinc_grid = [
+        Recipe(c=r.c, embedding_weight=r.embedding_weight, oos_recall_floor=0.6, oos_class=oos_class)
+        for oos_class in (True, False)
+        for r in grid
+    ]
+    recipe, tried = tune(clinc.train, clinc.val, lookup, clinc_grid)
+    start = time.perf_counter()
+    final = IntentModel.train(clinc.train, recipe=recipe, embedder=lookup, val=clinc.val)
+    c150 = {
+        "model": model_report(final, clinc.test, lookup, time.perf_counter() - start),
+        "tuning": tried,
+        "tfidf_lr": baseline("tfidf", clinc.train, clinc.test, clinc.val, None),
+    }
+    if lookup is not None:
+        c150["minilm_lr"] = baseline("minilm", clinc.train, clinc.test, clinc.val, lookup)
+        start = time.perf_counter()
+        ngrams = IntentModel.train(clinc.train, recipe=recipe, embedder=None, val=clinc.val)
+        c150["model_ngrams_only"] = model_report(ngrams, clinc.test, None, time.perf_counter() - start)
+    results["clinc150"] = c150
+
+    # The project's intents -------------------------------------------------------------------------------------
+    console.print("The project's intents ...")
+    own: dict[str, Any] = {}
+    for kind, (train, test) in tenants.items():
+        entry: dict[str, Any] = {"n_train": len(train), "n_test": len(test)}
+        for name, lk in (("model", lookup), ("model_ngrams_only", None)):
+            if name == "model" and lk is None:
+                continue
+            start = time.perf_counter()
+            model = IntentModel.train(train, recipe=Recipe(), embedder=lk)
+            entry[name] = model_report(model, test, lk, time.perf_counter() - start)
+        entry["tfidf_lr"] = baseline("tfidf", train, test, [], None)
+        own[kind] = entry
+    results["own"] = own
+    results["total_s"] = time.perf_counter() - started
+    return results
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _row(name: str, r: dict[str, Any], clinc: bool = False) -> str:
+    s = r["scores"]
+    lat = r["latency"]
+    first = f"{_pct(s['in_scope_accuracy'])} / {_pct(s['oos_recall'])}" if clinc else _pct(s["accuracy"])
+    return (
+        f"| {name} | {first} | {_pct(s['macro_f1'])} | {s['ece']:.3f} | {lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms "
+        f"| {r['train_s']:.0f} s |"
+    )
+
+
+def section(r: dict[str, Any]) -> str:
+    b, c, own = r["banking77"], r["clinc150"], r["own"]
+    bm, cm = b["model"], c["model"]
+    b_acc = bm["scores"]["accuracy"]
+    c_in, c_oos = cm["scores"]["in_scope_accuracy"], cm["scores"]["oos_recall"]
+    p50 = max(bm["latency"]["p50_ms"], cm["latency"]["p50_ms"])
+    m = r["machine"]
+
+    lines = [
+        SECTION,
+        "",
+        f"Measured {r['date'][:10]} with `{r['command']}` in {r['total_s'] / 60:.0f} min on this machine "
+        f"({m['cpus']} cores, Python {m['python']}, scikit-learn {m['sklearn']}); MiniLM: {r['embeddings']}.",
+        "",
+        "The model: TF-IDF word 1-2 grams and character 2-5 grams, plus all-MiniLM-L6-v2 sentence embeddings "
+        "(int8-quantised, from the `minilm` extra) where installed, concatenated; a linear SVM; confidences by "
+        "temperature scaling of its margins; out of scope when the top class is `out_of_scope` or the top "
+        "confidence falls below a threshold tuned on validation data (the lowest that rejects the wanted share of "
+        "validation out-of-scope lines: 60% for CLINC150, 90% for the project's intents). Hyper-parameters are "
+        "chosen on validation data only: CLINC150's `val`, a stratified 10% carved from Banking77's train. For "
+        "CLINC150 that choice includes whether `out_of_scope` is learnt as a class from its 100 training lines or "
+        "those lines are left out and only the threshold rejects: val is halved, the threshold set on one half "
+        "and checked on the other, and the best in-scope accuracy whose out-of-scope recall holds there wins "
+        f"(chosen: `{r['clinc150']['model']['recipe']}`). This step was added after a first run that always "
+        "learnt the class had scored 95.5% / 46.7% on test; the choice itself uses validation data only. "
+        "Latency is one utterance at a time, embedding included, on a machine shared with other work (an "
+        "upper bound). MiniLM embeds every text on its own (its int8 activations are scaled per batch, so "
+        "batching would give training and live turns different vectors).",
+        "",
+        "| goal | target | measured | gap | |",
+        "|---|---|---|---|---|",
+        f"| Banking77 test accuracy | ≥ 94.5% | {_pct(b_acc)} | {100 * (b_acc - GOALS['banking77']):+.1f} pt | "
+        f"{met(b_acc >= GOALS['banking77'])} |",
+        f"| CLINC150 in-scope accuracy | ≥ 96.2% | {_pct(c_in)} | {100 * (c_in - GOALS['clinc_in_scope']):+.1f} pt | "
+        f"{met(c_in >= GOALS['clinc_in_scope'])} |",
+        f"| CLINC150 out-of-scope recall | ≥ 60% | {_pct(c_oos)} | "
+        f"{100 * (c_oos - GOALS['clinc_oos_recall']):+.1f} pt | "
+        f"{met(c_oos >= GOALS['clinc_oos_recall'])} |",
+        f"| p50 latency per utterance (the model above) | ≤ 10 ms | {p50:.1f} ms | {p50 - GOALS['p50_ms']:+.1f} ms "
+        f"| {met(p50 <= GOALS['p50_ms'])} |",
+    ]
+    if "model_ngrams_only" in b:
+        fast = max(b["model_ngrams_only"]["latency"]["p50_ms"], c["model_ngrams_only"]["latency"]["p50_ms"])
+        lines.append(
+            f"| p50 latency per utterance (n-grams only) | ≤ 10 ms | {fast:.1f} ms | {fast - GOALS['p50_ms']:+.1f} ms "
+            f"| {met(fast <= GOALS['p50_ms'])} |"
+        )
+    lines += [
+        "",
+        "Banking77 (10,003 train, 3,080 test, 77 intents):",
+        "",
+        "| system | accuracy | macro-F1 | ECE | p50 / p99 latency | training |",
+        "|---|---|---|---|---|---|",
+        _row(f"model ({bm['features']})", bm),
+    ]
+    if "model_ngrams_only" in b:
+        lines.append(_row("model, n-grams only (no MiniLM)", b["model_ngrams_only"]))
+    lines += [
+        _row("baseline: TF-IDF + logistic regression", b["tfidf_lr"]),
+    ]
+    if "minilm_lr" in b:
+        lines.append(_row("baseline: MiniLM + logistic regression", b["minilm_lr"]))
+    lines += [
+        "| published: BERT fine-tuned / USE+ConveRT / ConvFiT (Casanueva et al. 2020; Vulić et al. 2021) "
+        "| 93.7% / 93.4% / 94.2% | | | | |",
+        "",
+        "CLINC150 full (15,000 train + 100 out-of-scope; 4,500 in-scope + 1,000 out-of-scope test):",
+        "",
+        "| system | in-scope accuracy / OOS recall | macro-F1 | ECE | p50 / p99 latency | training |",
+        "|---|---|---|---|---|---|",
+        _row(f"model ({cm['features']})", cm, clinc=True),
+    ]
+    if "model_ngrams_only" in c:
+        lines.append(_row("model, n-grams only (no MiniLM)", c["model_ngrams_only"], clinc=True))
+    lines += [
+        _row("baseline: TF-IDF + logistic regression (threshold on val)", c["tfidf_lr"], clinc=True),
+    ]
+    if "minilm_lr" in c:
+        lines.append(_row("baseline: MiniLM + logistic regression (threshold on val)", c["minilm_lr"], clinc=True))
+    lines += [
+        "| published (Larson et al. 2019): SVM / MLP / BERT oos-threshold / BERT oos-train "
+        "| 91.0/14.5 / 93.5/47.4 / 96.2/52.3 / 96.9/40.3 | | | | |",
+        "",
+        "The project's intents (trained on `examples/*/intents`, scored on `tests/understanding/data`, a set written "
+        "first, from the intent names alone; out-of-scope lines included):",
+        "",
+        "| tenant | system | accuracy | in-scope accuracy / OOS recall | ECE | p50 latency | training |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, entry in own.items():
+        for name, label in (
+            ("model", "model"),
+            ("model_ngrams_only", "model, n-grams only"),
+            ("tfidf_lr", "TF-IDF + LR"),
+        ):
+            if name not in entry:
+                continue
+            e = entry[name]
+            s = e["scores"]
+            lines.append(
+                f"| {kind} ({entry['n_train']} train / {entry['n_test']} test) | {label} | {_pct(s['accuracy'])} | "
+                f"{_pct(s['in_scope_accuracy'])} / {_pct(s['oos_recall'])} | {s['ece']:.3f} | "
+                f"{e['latency']['p50_ms']:.1f} ms | {e['train_s']:.1f} s |"
+            )
+    confused = ", ".join(f"{t} → {p} ({n})" for t, p, n in bm["scores"]["confused"][:5])
+    lines += [
+        "",
+        f"Most confused on Banking77: {confused}.",
+        "",
+        "ECE is the expected calibration error of the stated confidence (15 bins): the mean gap between how sure "
+        "the model said it was and how often it was right. Training time is the final fit, including the "
+        "calibration (five-fold out-of-fold margins where no validation split is given) but not the one-off "
+        "embedding of the texts (given above).",
+    ]
+    return "\n".join(lines + knowledge_lines()) + "\n"
+
+
+def knowledge_lines() -> list[str]:
+    """The retrieval figures of ``bench.knowledge`` (from its last run), quoted in this section."""
+    path = OUT_DIR / "knowledge.json"
+    if not path.exists():
+        return ["", "Knowledge retrieval: not measured yet (`python -m bench.knowledge`)."]
+    k = json.loads(path.read_text())
+    systems = k["systems"]
+    first = next(iter(systems.values()))["tau2"]
+    lines = [
+        "",
+        f"Knowledge answers (`python -m bench.knowledge`, {k['date'][:10]}): retrieval over tau2-bench's bank "
+        f"knowledge base ({first['documents']} documents, {first['passages']} passages split at headings; "
+        f"{first['tasks']} tasks naming {first['needed_pairs']} needed documents, "
+        f"{100 * first['internal_share']:.0f}% of them internal agent procedures no customer line mentions). "
+        "The tasks carry no questions, so each task's customer instructions (role-play boilerplate removed) are "
+        "the question; *any turn* asks every sentence of them separately, as an agent searching at each turn "
+        "would, and counts a document found when any of them ranks it in the first five. Recall@5 is capped: "
+        "found among the first five, out of at most five needed. Goal: recall@5 ≥ 0.9.",
+        "",
+        "| retriever | recall@5 | gap | hit@5 | recall@20 | customer-facing / internal recall@5 "
+        "| any-turn recall@5 (documents returned) | own articles recall@1 / @5 (bank, health plan) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in systems.items():
+        t, turns, own = r["tau2"]["task"], r["tau2"]["turns"], r["own"]
+        own_cell = " · ".join(f"{v['recall_at_1']:.2f} / {v['recall_at_5']:.2f}" for v in own.values())
+        lines.append(
+            f"| {name} | {t['recall_at_5']:.3f} | {t['recall_at_5'] - k['goal_recall_at_5']:+.3f} "
+            f"({met(t['recall_at_5'] >= k['goal_recall_at_5'])}) | {t['hit_at_5']:.3f} | {t['recall_at_20']:.3f} | "
+            f"{t['recall_at_5_customer_facing']:.3f} / {t['recall_at_5_internal']:.3f} | "
+            f"{turns['recall_at_5_any_turn']:.3f} ({turns['documents_returned_per_task']:.0f} per task) | {own_cell} |"
+        )
+    return lines
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def write_doc(r: dict[str, Any]) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    new = section(r)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: new + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + new
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text.rstrip("\n") + "\n")
+
+
+def show(r: dict[str, Any]) -> None:
+    table = Table(title="Understanding")
+    for column in ("data set", "system", "accuracy", "in-scope / OOS recall", "ECE", "p50 ms", "train s"):
+        table.add_column(column)
+    for data in ("banking77", "clinc150"):
+        for name in ("model", "model_ngrams_only", "tfidf_lr", "minilm_lr"):
+            if name in r[data]:
+                e = r[data][name]
+                s = e["scores"]
+                table.add_row(
+                    data, name, _pct(s["accuracy"]), f"{_pct(s['in_scope_accuracy'])} / {_pct(s['oos_recall'])}",
+                    f"{s['ece']:.3f}", f"{e['latency']['p50_ms']:.1f}", f"{e['train_s']:.0f}",
+                )  # fmt: skip
+    console.print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="one recipe instead of the small grid")
+    parser.add_argument("--no-embeddings", action="store_true", help="leave MiniLM out even where installed")
+    parser.add_argument("--smoke", action="store_true", help="a quick check of the script on a slice (no doc)")
+    args = parser.parse_args(argv)
+    if not (DATA / "banking77" / "train.csv").exists():
+        console.print(f"[red]No data under {DATA}: the benchmark reads ../shared/data (or TANDEM_DATA_DIR).[/]")
+        sys.exit(2)
+    import sklearn
+
+    results = run(args.quick or args.smoke, not args.no_embeddings, 2000 if args.smoke else None)
+    results["date"] = datetime.now(UTC).isoformat()
+    results["command"] = "python -m bench.nlu" + (" --quick" if args.quick else "")
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "platform": platform.platform(),
+    }
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out = OUT_DIR / ("nlu-smoke.json" if args.smoke else "nlu.json")
+    out.write_text(json.dumps(results, indent=2, default=str))
+    show(results)
+    if args.smoke:
+        console.print(section(results))
+        return
+    write_doc(results)
+    console.print(f"Wrote {out.relative_to(ROOT)} and the section '{SECTION}' of {DOC.relative_to(ROOT)}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Knowledge answers: retrieval over the tenants' help articles returns the passage and where it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tandem.knowledge.articles import read_articles, split_markdown
+from tandem.knowledge.retrieval import KnowledgeBase, TenantKnowledge, recall_at, tokens
+from tandem.world.world import EXAMPLES_DIR
+
+ARTICLES = {"bank": EXAMPLES_DIR / "bank" / "articles", "health_plan": EXAMPLES_DIR / "healthcare" / "articles"}
+# Written for this test in customers' words, not copied from the articles.
+QUESTIONS = {
+    "bank": [
+        ("someone nicked my purse with my debit card", "lost-or-stolen-card.md"),
+        ("how do I stop my card getting frozen when I go on holiday to Italy", "travel-notices.md"),
+        ("I want to challenge a payment to a shop I never visited", "disputing-a-charge.md"),
+        ("what fee do you charge when I go below zero", "overdraft.md"),
+        ("I entered my PIN wrong three times", "reset-pin.md"),
+    ],
+    "health_plan": [
+        ("can I split what I owe into monthly payments", "payment-plans.md"),
+        ("how do I appeal a denied claim", "claim-denials-and-appeals.md"),
+        ("my job ended, am I still insured", "eligibility-and-coverage.md"),
+        ("where do I find a new insurance card", "id-cards.md"),
+        ("I need to change the date of my appointment", "rescheduling-appointments.md"),
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ARTICLES))
+def test_each_tenant_ships_fifteen_to_thirty_short_articles(kind: str) -> None:
+    sources = {p.source for p in read_articles(ARTICLES[kind])}
+    assert 15 <= len(sources) <= 30
+    assert "README.md" not in sources
+
+
+@pytest.mark.parametrize("kind", sorted(ARTICLES))
+def test_a_customers_question_finds_the_article_that_answers_it_among_the_first_five(kind: str) -> None:
+    kb = KnowledgeBase.from_folder(ARTICLES[kind])
+    found = 0
+    for question, source in QUESTIONS[kind]:
+        hits = kb.search(question, 5, by_source=True)
+        found += source in [h.passage.source for h in hits]
+    assert found / len(QUESTIONS[kind]) >= 0.8
+
+
+def test_an_answer_is_a_passage_with_its_source_title_and_section() -> None:
+    kb = KnowledgeBase.from_folder(ARTICLES["bank"])
+    hit = kb.answer("how long until my replacement card arrives")
+    assert hit is not None
+    assert hit.passage.source == "lost-or-stolen-card.md"
+    assert hit.passage.title == "Lost or stolen card"
+    assert hit.passage.section == "How long a replacement takes"
+    assert "5 to 7 business days" in hit.passage.text
+    assert hit.passage.cite == "lost-or-stolen-card.md#how-long-a-replacement-takes"
+
+
+def test_a_question_the_articles_do_not_cover_gets_no_answer_rather_than_a_wrong_one() -> None:
+    kb = KnowledgeBase.from_folder(ARTICLES["bank"])
+    assert kb.answer("what's the best lasagne recipe") is None
+    assert kb.search("zzzz qqqq") == []
+
+
+def test_markdown_is_split_at_headings_and_long_sections_at_paragraphs(tmp_path: Path) -> None:
+    long = "\n\n".join(f"Paragraph {i} " + "word " * 60 for i in range(6))
+    passages = split_markdown("a.md", f"# Title\n\nIntro line.\n\n## First\nOne.\n\n## Second\n{long}", max_chars=800)
+    assert [p.section for p in passages][:2] == [None, "First"]
+    assert all(p.title == "Title" for p in passages)
+    assert len([p for p in passages if p.section == "Second"]) > 1
+    assert all(len(p.text) <= 800 for p in passages if p.section == "Second")
+
+
+def test_tokens_drop_stop_words_and_fold_simple_suffixes() -> None:
+    assert tokens("My cards were declined when I was travelling") == ["card", "were", "declin", "travell"]
+
+
+def test_capped_recall_counts_at_most_k_relevant_items() -> None:
+    assert recall_at(["a", "b", "c"], ["a", "x"], 5) == 0.5
+    assert recall_at(["a", "b", "c", "d", "e", "f"], list("abcdefgh"), 5) == 1.0
+
+
+def test_each_tenant_answers_from_its_own_articles() -> None:
+    library = TenantKnowledge()
+    assert set(library.folders) >= {"bank", "health"}
+    bank = library.answer("bank", "how do I add a travel notice before my trip")
+    health = library.answer("health", "can I appeal a denied claim")
+    assert bank is not None and bank.passage.source == "travel-notices.md"
+    assert health is not None and health.passage.source == "claim-denials-and-appeals.md"
+    assert library.answer("nobody", "anything") is None
