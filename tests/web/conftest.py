@@ -57,9 +57,9 @@ class _Uvicorn(uvicorn.Server):
 
 
 class _ServerThread(threading.Thread):
-    def __init__(self, data_dir: Path, sock: socket.socket) -> None:
+    def __init__(self, data_dir: Path, sock: socket.socket, with_actions: bool = False) -> None:
         super().__init__(name="tandem-test-server", daemon=True)
-        self.data_dir, self.sock = data_dir, sock
+        self.data_dir, self.sock, self.with_actions = data_dir, sock, with_actions
         self.started = threading.Event()
         self.failure: BaseException | None = None
         self.server: _Uvicorn | None = None
@@ -76,7 +76,13 @@ class _ServerThread(threading.Thread):
         from tandem.runtime import build_runtime
         from tandem.world.world import World
 
-        runtime = await build_runtime(self.data_dir, World.load(), admin_token=ADMIN_TOKEN)
+        world = World.load()
+        runtime = await build_runtime(self.data_dir, world, admin_token=ADMIN_TOKEN, with_actions=self.with_actions)
+        if runtime.actions is not None:  # the example systems as MCP processes, as `tandem demo` runs them
+            not_started = await runtime.actions.start()
+            if not_started:
+                await runtime.aclose()
+                raise RuntimeError(f"MCP servers did not start: {not_started}")
         # Streams send a keep-alive this often; short, so that a closing browser frees its stream quickly.
         runtime.stream_heartbeat_s = 1.0
         config = uvicorn.Config(
@@ -98,11 +104,21 @@ class _ServerThread(threading.Thread):
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """A fresh server per test: agents left available by one test must not take another test's offers."""
+    yield from _running(tmp_path, with_actions=False)
+
+
+@pytest.fixture
+def server_with_actions(tmp_path: Path) -> Iterator[Server]:
+    """A fresh server whose bot can act: the action worker and the example MCP servers are running."""
+    yield from _running(tmp_path, with_actions=True)
+
+
+def _running(tmp_path: Path, *, with_actions: bool) -> Iterator[Server]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the OS picks a free port; handing uvicorn the socket leaves no race
     port = sock.getsockname()[1]
-    thread = _ServerThread(tmp_path, sock)
+    thread = _ServerThread(tmp_path, sock, with_actions)
     thread.start()
     if not thread.started.wait(START_TIMEOUT_S):
         raise TimeoutError("the test server did not start")

@@ -188,6 +188,52 @@ def test_a_customer_can_chat_with_the_keyboard_alone_and_a_reload_continues_the_
     expect(customer.get_by_role("button", name="Start chat")).to_be_visible()
 
 
+def test_the_agent_approves_the_dispute_the_bot_proposed_over_its_limit_and_sees_it_run(
+    server_with_actions: Server, pages: Any
+) -> None:
+    import re
+
+    from playwright.sync_api import expect
+
+    server = server_with_actions
+    customer, agent_page = pages
+    agent = server.create_agent("bank", "Dana Brooks", BANK_SKILLS)
+    sign_in_agent(agent_page, server, agent)
+    token = server.create_chat_channel("bank")
+
+    customer.goto(f"{server.url}/chat?tenant=bank&token={token}")
+    customer.get_by_label("Your phone number").fill("+12125550199")
+    customer.get_by_role("button", name="Start chat").click()
+    log = customer.get_by_role("log")
+    expect(log).to_contain_text("James", timeout=WAIT_MS)
+    for line in ["I want to dispute a charge", "07/02/1990", "10001", "the ElectroMart one for $1,250"]:
+        customer.get_by_label("Your message").fill(line)
+        customer.get_by_label("Your message").press("Enter")
+        expect(log.locator("li.customer").last).to_contain_text(line, timeout=WAIT_MS)
+        expect(log.locator("li").last).not_to_have_class(re.compile(r"\bcustomer\b"), timeout=WAIT_MS)
+    expect(customer.locator("#status")).to_have_text("Waiting for an agent", timeout=WAIT_MS)
+
+    offer = agent_page.get_by_role("article").filter(has_text="Offer:")
+    expect(offer).to_contain_text("James Chen", timeout=WAIT_MS)
+    offer.get_by_role("button", name="Accept").click()
+
+    # The proposed dispute waits for the agent, its amount shown as money, with the policy's rule.
+    panel = agent_page.get_by_role("region", name="Actions")
+    action = panel.get_by_role("article", name="open dispute")
+    expect(action).to_contain_text("awaiting your approval", timeout=WAIT_MS)
+    expect(action).to_contain_text("$1,250.00")
+    expect(action).to_contain_text("rule")
+    agent_page.screenshot(path=str(SCREENSHOTS / "tandem-agent-action-awaiting.png"), full_page=True)
+    action.get_by_role("button", name="Approve").click()
+
+    # Approved, then run by the worker through the example MCP server; the live events refresh the panel.
+    expect(action.locator("dd").first).to_have_text(re.compile(r"^(approved|running|succeeded)$"), timeout=WAIT_MS)
+    expect(action.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(agent_page.locator("#error")).to_have_text("")
+    expect(action.locator("dd").first).to_have_text("succeeded", timeout=WAIT_MS)
+    agent_page.screenshot(path=str(SCREENSHOTS / "tandem-agent-action-done.png"), full_page=True)
+
+
 # WCAG contrast of each element's own text against the first opaque background behind it.
 LOWEST_CONTRAST = r"""() => {
   const channel = (v) => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;

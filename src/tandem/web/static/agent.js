@@ -183,6 +183,7 @@ async function openCase() {
   $("case").hidden = false;
   log.replaceChildren();
   seenSeqs.clear();
+  $("actions").dataset.key = "";
   $("card").replaceChildren(renderCard(active.card, { inCase: true }));
   await refreshCase();
 }
@@ -203,6 +204,7 @@ async function refreshCase() {
   $("message").disabled = !holding || view.status === "closed";
   $("send-button").disabled = $("message").disabled;
   renderFacts(view.facts || {});
+  renderActions(view.actions || [], view.status !== "closed");
   // The transcript fills in whatever the stream did not bring (the history, or a gap while reconnecting).
   for (const line of view.transcript || []) show(line);
 }
@@ -249,6 +251,80 @@ function renderFacts(facts) {
   $("facts").replaceChildren(...rows);
 }
 
+// -- actions the AI proposed ------------------------------------------------------------------------------------
+
+// Each action with its arguments, status, the policy's decision and the result; those awaiting approval
+// carry Approve and Reject. Approve sends the args digest shown, so it binds to exactly these arguments.
+const STATUS_WORDS = { awaiting_approval: "awaiting your approval" };
+
+function actionView(action) {
+  const article = el("article", null, `action action-${action.status}`);
+  const title = el("h4", words(action.tool));
+  title.id = `action-${action.id}`;
+  article.setAttribute("aria-labelledby", title.id);
+  const dl = el("dl");
+  const row = (label, text) => dl.append(el("dt", label), el("dd", text));
+  row("Status", STATUS_WORDS[action.status] || words(action.status));
+  const args = Object.entries(action.args || {});
+  row("Arguments", args.length ? args.map(([k, v]) => `${words(k)}: ${textOf(v)}`).join("; ") : "none");
+  const decision = action.decision || {};
+  if (decision.outcome) {
+    const policy = [words(decision.outcome), decision.rule && `rule ${decision.rule}`,
+      decision.requires && `needs ${decision.requires} approval`].filter(Boolean).join(" — ");
+    row("Policy", policy);
+    if (decision.reasons?.length) row("Reasons", decision.reasons.map(textOf).join("; "));
+  }
+  if (action.approval) {
+    const a = action.approval;
+    row("Decided by", `${textOf(a.by || a.role)}${a.reason ? ` — ${a.reason}` : ""}`);
+  }
+  if (action.result != null) row("Result", textOf(action.result));
+  article.append(title, dl);
+  if (action.status === "awaiting_approval" && actionsOpen) {
+    const buttons = el("div", null, "row");
+    for (const [verb, label, style] of [["approve", "Approve", ""], ["reject", "Reject", "danger"]]) {
+      const button = el("button", label, style);
+      button.type = "button";
+      button.setAttribute("aria-describedby", title.id); // "Approve, open dispute"
+      button.addEventListener("click", () => decideAction(action, verb, buttons));
+      buttons.append(button);
+    }
+    article.append(buttons);
+  }
+  return article;
+}
+
+let actionsOpen = true;
+function renderActions(actions, open) {
+  actionsOpen = open;
+  // Re-rendering would drop focus from a button being used; keep it when nothing changed.
+  const key = JSON.stringify([actions, open]);
+  if ($("actions").dataset.key === key) return;
+  $("actions").dataset.key = key;
+  const empty = el("p", "No actions proposed.", "hint");
+  $("actions").replaceChildren(...(actions.length ? actions.map(actionView) : [empty]));
+}
+
+async function decideAction(action, verb, buttons) {
+  showError(null);
+  for (const b of buttons.querySelectorAll("button")) b.disabled = true;
+  const body = verb === "approve" ? { args_digest: action.args_digest } : {};
+  try {
+    await call("POST", `/v1/interactions/${active.id}/actions/${action.id}/${verb}`, body);
+    notice(`${words(action.tool)} ${verb === "approve" ? "approved" : "rejected"}.`);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "already_decided") showError("That action was already decided.");
+    else if (error instanceof ApiError && error.status === 410) showError("That approval has expired.");
+    else if (error instanceof ApiError && error.code === "version_conflict") {
+      showError("The action's arguments changed since they were shown; check them again.");
+    } else showError(error);
+  }
+  $("actions").dataset.key = "";
+  await refreshCase();
+  $("actions-title").setAttribute("tabindex", "-1");
+  $("actions-title").focus(); // the buttons are gone; keyboard users continue at the panel
+}
+
 // Many events change what the case file shows; fetching the view once for a burst of them is enough.
 let refreshTimer = null;
 function refreshSoon() {
@@ -264,7 +340,7 @@ function offersSoon() {
 function onEvent(event) {
   if (active && event.interaction_id === active.id) {
     if (CONVERSATION.has(event.type)) show(lineOf(event));
-    else refreshSoon();
+    else refreshSoon(); // Action* events among them: the actions panel follows the view
     if (event.type === "InteractionClosed") notice("The customer has ended the chat. Please wrap up.");
   }
   // Offers come and go with handoff events on any interaction; the list endpoint is the truth.
