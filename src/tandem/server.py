@@ -18,6 +18,7 @@ from tandem.api.tokens import Principal
 from tandem.clock import BusinessDateClock
 from tandem.runtime import Runtime, build_runtime
 from tandem.store.location import open_store
+from tandem.understanding.classifier import ClassifierUnderstander
 from tandem.world.world import World
 
 # The people staffing each example tenant in the demo. They start away: whoever opens the agent page and
@@ -110,7 +111,12 @@ def serve_demo(host: str, port: int, data_dir: Path, *, admin_token: str | None,
     async def main() -> None:
         world = World.load()
         activator = await open_demo_lakehouse(data_dir, world, console)
-        runtime = await build_runtime(data_dir, world, admin_token=admin_token, activator=activator, with_actions=True)
+        understander = ClassifierUnderstander(world)
+        console.print("Training the intent models (cached after the first time) …")
+        await asyncio.to_thread(understander.warm)
+        runtime = await build_runtime(
+            data_dir, world, admin_token=admin_token, activator=activator, understander=understander, with_actions=True
+        )
         assert runtime.actions is not None
         not_started = await runtime.actions.start()
         for tenant, servers in not_started.items():
