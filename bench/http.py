@@ -110,7 +110,7 @@ def wrk(url: str, script: Path, targets: Path, connections: int, seconds: int) -
     if line is None:
         err = (done.stderr or done.stdout).strip()[-200:]
         return {"connections": connections, "rate": 0.0, "p50_ms": None, "p99_ms": None, "errors": 1, "failed": err}
-    r = json.loads(line[len("WRKJSON "):])
+    r = json.loads(line[len("WRKJSON ") :])
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     return {
         "connections": connections,
@@ -236,7 +236,11 @@ def section(r: dict[str, Any]) -> str:
         key = "turns_1" if int(c) <= 10 else "turns_100"
         in_proc = core.get(key, {}).get("rate")
         conc = "1" if key == "turns_1" else "100"
-        extra = f"; in-process core ({conc} concurrent): {in_proc:,.0f} turns/s → HTTP keeps {t['rate'] / in_proc:.0%}" if in_proc else ""  # noqa: E501
+        extra = (
+            f"; in-process core ({conc} concurrent): {in_proc:,.0f} turns/s → HTTP keeps {t['rate'] / in_proc:.0%}"
+            if in_proc
+            else ""
+        )  # noqa: E501
         rows.append(
             f"| Closed loop (wrk), {c} connections | {t['rate']:,.0f} req/s (p50 {_ms(t['p50_ms'])}, p99 {_ms(t['p99_ms'])},"  # noqa: E501
             f" {t['errors']} errors) → **{share:.0%}** of anchor{extra} | ≥ 50% of anchor"
@@ -248,7 +252,8 @@ def section(r: dict[str, Any]) -> str:
     s = r["settings"]
     core_note = (
         f"In-process core figures are read from `bench/out/core.json` (measured {core.get('date')}), not re-measured."
-        if core else "No `bench/out/core.json`: run `python -m bench.core` for the in-process figures."
+        if core
+        else "No `bench/out/core.json`: run `python -m bench.core` for the in-process figures."
     )
     lines = [
         SECTION,
@@ -261,17 +266,19 @@ def section(r: dict[str, Any]) -> str:
         "- The server is the real one, `tandem demo` (bank and health tenants) on a fresh data directory, as a"
         " subprocess; it is started once for the whole run. Interactions are opened beforehand as admin"
         f" (`X-Tandem-Tenant: bank`, customers `sim-N`, untimed: {r['create_s']:g} s for"
-        f" {max(max(s['levels']), s['wrk_targets']):,}). Every message is the line \"hello\" from the customer"
+        f' {max(max(s["levels"]), s["wrk_targets"]):,}). Every message is the line "hello" from the customer'
         " (`POST /v1/interactions/{id}/messages` with the interaction's `customer_token`), to keep understanding"
         " cost small; after two such lines the bank bot hands over and keeps answering while the customer waits,"
-        " so the turns measured are a mix of \"didn't catch that\", hand-over and waiting replies.",
+        ' so the turns measured are a mix of "didn\'t catch that", hand-over and waiting replies.',
         f"- Open loop: `bench/http_load.py` in a process of its own (asyncio + httpx, one connection per"
         f" interaction) sends each interaction's line every {s['interval_s']:g} s, phases spread evenly, on schedule"
         f" whatever the responses, for {s['open_seconds']:g} s, then waits for the stragglers (30 s timeout)."
         " Latency runs from the *scheduled* send to the response, so a late generator counts against the server;"
         " achieved rate is the successful responses over the time from the first scheduled send to the last"
         " response. The generator used"
-        + ", ".join(f" {o['generator_cpu_share']:.0%} of a core at {int(n):,}" for n, o in r["open"].items() if "p50_ms" in o)  # noqa: E501
+        + ", ".join(
+            f" {o['generator_cpu_share']:.0%} of a core at {int(n):,}" for n, o in r["open"].items() if "p50_ms" in o
+        )  # noqa: E501
         + ".",
         f"- Closed loop: `wrk -t1 -cC -d{s['wrk_seconds']}s` with a Lua script POSTing the same JSON body with each"
         f" interaction's `Authorization` header, round-robin over {s['wrk_targets']} pre-created interactions."
@@ -306,7 +313,9 @@ def write_doc(r: dict[str, Any]) -> None:
         text = pattern.sub(lambda _: new + "\n", text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + new
-    row = "| HTTP API: open-loop latency, closed-loop throughput vs a FastAPI + SQLite anchor | `python -m bench.http` |"  # noqa: E501
+    row = (
+        "| HTTP API: open-loop latency, closed-loop throughput vs a FastAPI + SQLite anchor | `python -m bench.http` |"  # noqa: E501
+    )
     if "`python -m bench.http`" not in text:
         lines = text.split("\n")
         last = max(i for i, x in enumerate(lines) if x.startswith("| ") and "`python -m bench." in x)

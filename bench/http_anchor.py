@@ -54,4 +54,8 @@ async def post_message(interaction_id: str, body: MessageIn, authorization: str 
         (interaction_id, seq + 3, "TurnCompleted", at, json.dumps({"input_seq": seq + 1, "replies": [seq + 2]})),
     ])  # fmt: skip
     seqs[interaction_id] = seq + 3
-    return {"seq": seq + 1, "replies": [{"seq": seq + 2, "from": "bot", "text": reply, "at": at}], "floor": {"kind": "bot"}}  # noqa: E501
+    return {
+        "seq": seq + 1,
+        "replies": [{"seq": seq + 2, "from": "bot", "text": reply, "at": at}],
+        "floor": {"kind": "bot"},
+    }  # noqa: E501
