@@ -240,7 +240,7 @@ def section(r: dict[str, Any]) -> str:
             f"; in-process core ({conc} concurrent): {in_proc:,.0f} turns/s → HTTP keeps {t['rate'] / in_proc:.0%}"
             if in_proc
             else ""
-        )  # noqa: E501
+        )
         rows.append(
             f"| Closed loop (wrk), {c} connections | {t['rate']:,.0f} req/s (p50 {_ms(t['p50_ms'])}, p99 {_ms(t['p99_ms'])},"  # noqa: E501
             f" {t['errors']} errors) → **{share:.0%}** of anchor{extra} | ≥ 50% of anchor"
@@ -278,7 +278,7 @@ def section(r: dict[str, Any]) -> str:
         " response. The generator used"
         + ", ".join(
             f" {o['generator_cpu_share']:.0%} of a core at {int(n):,}" for n, o in r["open"].items() if "p50_ms" in o
-        )  # noqa: E501
+        )
         + ".",
         f"- Closed loop: `wrk -t1 -cC -d{s['wrk_seconds']}s` with a Lua script POSTing the same JSON body with each"
         f" interaction's `Authorization` header, round-robin over {s['wrk_targets']} pre-created interactions."
@@ -314,7 +314,7 @@ def write_doc(r: dict[str, Any]) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + new
     row = (
-        "| HTTP API: open-loop latency, closed-loop throughput vs a FastAPI + SQLite anchor | `python -m bench.http` |"  # noqa: E501
+        "| HTTP API: open-loop latency, closed-loop throughput vs a FastAPI + SQLite anchor | `python -m bench.http` |"
     )
     if "`python -m bench.http`" not in text:
         lines = text.split("\n")

@@ -58,4 +58,4 @@ async def post_message(interaction_id: str, body: MessageIn, authorization: str 
         "seq": seq + 1,
         "replies": [{"seq": seq + 2, "from": "bot", "text": reply, "at": at}],
         "floor": {"kind": "bot"},
-    }  # noqa: E501
+    }
