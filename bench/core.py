@@ -842,7 +842,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ("langgraph/turns_1", "LangGraph: turns, 1 concurrent", peer(1)),
             ("sqlite/turns_100", "SQLite: turns, 100 concurrent", tandem_sqlite(100)),
             ("langgraph/turns_100", "LangGraph: turns, 100 concurrent", peer(100)),
-            ("sqlite/leases_in_memory_1", "what-if, leases in memory: 1 concurrent", tandem_sqlite(1, LeasesInMemory)),
         ]
         _file(results, await rounds(bench, sqlite_cases, reps, duration))
         # 1,000 workers: one round of turns alone takes seconds, so one longer repetition.
