@@ -1,7 +1,7 @@
 """Actions and MCP: tool calls through MCP over stdio and streamable HTTP, and full durable actions.
 
-    /work/venv/bin/python -m bench.actions            # writes bench/out/actions.json and its docs section
-    /work/venv/bin/python -m bench.actions --quick    # a short trial run; docs untouched
+    .venv/bin/python -m bench.actions            # writes bench/out/actions.json and its docs section
+    .venv/bin/python -m bench.actions --quick    # a short trial run; docs untouched
 
 Every call goes to Harbor Bank's fraud server (``examples/bank/mcp/fraud.py``), a real process. The same tool is
 called four ways: in process (the server object's ``call_tool``, no transport), through the bare official SDK
@@ -412,7 +412,7 @@ def section(r: dict[str, Any]) -> str:
     lines = [
         SECTION,
         "",
-        f"Measured {r['date']} with `/work/venv/bin/python -m bench.actions` in {r['seconds']:.0f} s, on this machine: "
+        f"Measured {r['date']} with `.venv/bin/python -m bench.actions` in {r['seconds']:.0f} s, on this machine: "
         f"{env['cpus']} cores (load average {env['load_before']} when it started: the machine is shared), "
         f"Python {env['python']}, MCP SDK {env['mcp']}.",
         "",

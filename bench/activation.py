@@ -1,6 +1,6 @@
 """Enterprise data activation benchmark: how long a signal set takes, warm and cold, alone and 50 at once.
 
-Run ``/work/venv/bin/python -m bench.activation`` (about a quarter of an hour on 2 cores; generating the
+Run ``.venv/bin/python -m bench.activation`` (about a quarter of an hour on 2 cores; generating the
 lakehouse takes two minutes the first time, later runs reuse it). In one run it measures
 
 * a *signal set* (every signal one trigger fetches, through ``Activator.activate``: the wall time from the
@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Enterprise data activation"
-COMMAND = "/work/venv/bin/python -m bench.activation"
+COMMAND = ".venv/bin/python -m bench.activation"
 DATA_ROOT = Path(os.environ.get("TANDEM_BENCH_ACTIVATION_DATA", "/tmp/tandem-bench-activation"))
 SEED = 7
 SCALES = (1.0, 10.0)  # millions of card transactions

@@ -1,6 +1,6 @@
 """Core benchmark: customer turns through the conductor, beside the database's own limit and a peer.
 
-Run ``/work/venv/bin/python -m bench.core`` (four to five minutes on 2 cores). In one run it measures
+Run ``.venv/bin/python -m bench.core`` (four to five minutes on 2 cores). In one run it measures
 
 * customer turns per second and the latency of each turn, in process (``Conductor.handle`` with a
   ``CustomerSaid`` input, a trivial echo participant, no understanding), with 1, 100 and 1,000 concurrent
@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Core (in process)"
-COMMAND = "/work/venv/bin/python -m bench.core"
+COMMAND = ".venv/bin/python -m bench.core"
 PG_DSN = os.environ.get("TANDEM_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 CONCURRENCY = (1, 100, 1000)
@@ -1191,7 +1191,7 @@ run the command again to refresh its section (other sections are left alone). Ra
 `TANDEM_BENCH_PG_DSN` (default `postgresql://postgres@127.0.0.1:5432/test`) in a schema of their own, dropped
 afterwards, and are reported as "not run" when the server or the store is unavailable.
 
-| section | command (from the repository root, with `/work/venv/bin/python`) |
+| section | command (from the repository root, with `.venv/bin/python`) |
 |---|---|
 | Core (in process): turns/s and latency, raw appends, LangGraph, load, idle memory | `python -m bench.core` |
 

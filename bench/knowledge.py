@@ -1,6 +1,6 @@
 """Knowledge benchmark: retrieval over tau2-bench's bank knowledge base (698 documents) and our own articles.
 
-Run ``/work/venv/bin/python -m bench.knowledge`` (a minute or two; longer with MiniLM installed, which embeds
+Run ``.venv/bin/python -m bench.knowledge`` (a minute or two; longer with MiniLM installed, which embeds
 every passage once). The tau2 tasks name the documents they need (``required_documents``) but carry no
 questions, so questions are derived from each task's customer instructions, in two ways:
 

@@ -1,6 +1,6 @@
 """Understanding benchmark: intent accuracy, out-of-scope detection, calibration, latency and training time.
 
-Run ``/work/venv/bin/python -m bench.nlu`` (about fifteen minutes on 2 cores with MiniLM installed). In one run:
+Run ``.venv/bin/python -m bench.nlu`` (about fifteen minutes on 2 cores with MiniLM installed). In one run:
 
 * Banking77 (train on train, score on test; hyper-parameters chosen on a stratified 10% carved from train);
 * CLINC150 full (train on train plus oos_train, tune on val, score on test with its 1,000 out-of-scope lines);
