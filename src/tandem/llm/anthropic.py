@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tandem.llm.http import Retry, check, parse_arguments, sse_events, with_retries
+from tandem.llm.http import Retry, check, parse_arguments, post_json, sse_events, with_retries
 from tandem.llm.protocol import Chunk, Completion, LLMError, Message, Tool, ToolCall, Usage
 
 API_VERSION = "2023-06-01"
@@ -64,16 +64,14 @@ class Anthropic:
         temperature: float | None = None,
     ) -> Completion:
         body = self._body(messages, tools, max_tokens, temperature)
-
-        async def call() -> dict[str, Any]:
-            response = await self._client.post(
-                f"{self.base_url}/v1/messages", json=body, headers=self._headers, timeout=self._timeout
-            )
-            check(response)
-            data: dict[str, Any] = response.json()
-            return data
-
-        data = await with_retries(self.retry, call)
+        data = await post_json(
+            self._client,
+            f"{self.base_url}/v1/messages",
+            body,
+            headers=self._headers,
+            request_timeout=self._timeout,
+            retry=self.retry,
+        )
         if not isinstance(data.get("content"), list):
             raise LLMError(f"unexpected response: {json.dumps(data)[:300]}")
         text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")

@@ -7,7 +7,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -70,6 +70,26 @@ async def with_retries(retry: Retry, call: Callable[[], Awaitable[T]]) -> T:
         if attempt < retry.attempts - 1:
             await asyncio.sleep(wait)
     raise LLMUnavailable(f"gave up after {retry.attempts} attempts: {last}")
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: Mapping[str, str],
+    request_timeout: httpx.Timeout | float,
+    retry: Retry,
+) -> dict[str, Any]:
+    """POST a JSON body and return the JSON answer, retrying what the provider says may be retried."""
+
+    async def call() -> dict[str, Any]:
+        response = await client.post(url, json=body, headers=dict(headers), timeout=request_timeout)
+        check(response)
+        data: dict[str, Any] = response.json()
+        return data
+
+    return await with_retries(retry, call)
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str | None, str]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tandem.llm.http import Retry, check, parse_arguments, sse_events, with_retries
+from tandem.llm.http import Retry, check, parse_arguments, post_json, sse_events, with_retries
 from tandem.llm.protocol import Chunk, Completion, LLMError, Message, Tool, ToolCall, Usage
 
 _FINISH = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls", "length": "length"}
@@ -70,16 +70,14 @@ class OpenAICompatible:
         temperature: float | None = None,
     ) -> Completion:
         body = self._body(messages, tools, max_tokens, temperature)
-
-        async def call() -> dict[str, Any]:
-            response = await self._client.post(
-                f"{self.base_url}/chat/completions", json=body, headers=self._headers, timeout=self._timeout
-            )
-            check(response)
-            data: dict[str, Any] = response.json()
-            return data
-
-        data = await with_retries(self.retry, call)
+        data = await post_json(
+            self._client,
+            f"{self.base_url}/chat/completions",
+            body,
+            headers=self._headers,
+            request_timeout=self._timeout,
+            retry=self.retry,
+        )
         try:
             choice = data["choices"][0]
             message = choice["message"]
