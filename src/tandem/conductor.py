@@ -12,7 +12,6 @@ import asyncio
 import copy
 import hashlib
 import json
-import logging
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -32,8 +31,6 @@ from tandem.clock import Clock, SystemClock
 from tandem.participants.protocol import ActionDecision, ActionGate, Participant, Turn, Understander, Understanding
 from tandem.store.protocol import DuplicateInput, EventStore, InteractionNotFound, VersionConflict
 from tandem.understanding.redaction import redact_card_numbers
-
-log = logging.getLogger(__name__)
 
 
 class ConductorError(Exception):

@@ -59,7 +59,6 @@ class _Work:
     learned: dict[str, Any] = field(default_factory=dict)
     record: CustomerRecord | None = None
     assurance: Assurance = Assurance.NONE
-    handoff_requested: bool = False
     # Facts a live signal brought this turn: the records' copy of the same fact is then not written again.
     signalled: set[str] = field(default_factory=set)
 
@@ -89,7 +88,6 @@ class _Work:
     def handoff(self, queue: str, reason: str, next_step: str) -> None:
         if self.case.handoff is not None and self.case.handoff.is_open:
             return
-        self.handoff_requested = True
         self.out.append(cmd.RequestHandoff({"kind": "queue", "id": queue}, reason, next_step))
 
 
@@ -238,9 +236,9 @@ class SelfServiceBot:
         return str(reason) if reason in GOALS else None
 
     def _not_understood(self, w: _Work) -> None:
-        misses = sum(1 for r in w.case.refusals if r.get("reason") == "not understood")
+        # Twice not understood in a row: a person, not a third guess.
         recent_bot = [line.text for line in w.case.transcript[-4:] if line.speaker == "bot"]
-        if any("I didn't catch that" in t for t in recent_bot) or misses:
+        if any("I didn't catch that" in t for t in recent_bot):
             self._hand_over(w, "the assistant could not understand the request", "Ask how you can help.")
             return
         topics = (
