@@ -11,10 +11,13 @@ from tandem.case.envelope import Actor
 from tandem.case.interaction import Interaction
 from tandem.clock import ManualClock
 from tandem.conductor import Conductor, Input, InteractionClosed
-from tandem.participants.protocol import Turn
+from tandem.participants.protocol import ActionDecision, ActionGate, Turn
 from tandem.store.protocol import DuplicateInput
 from tandem.store.sqlite import SqliteStore
+from tandem.understanding.rules import RuleUnderstander
+from tandem.world.world import World
 from tests.conftest import EchoBot
+from tests.planner.support import MARIA_HOLD, example_gate
 
 
 def said(iid: str, text: str) -> Input:
@@ -133,3 +136,49 @@ async def test_a_hand_back_before_anyone_connected_folds_as_an_abandoned_handoff
     case = await Conductor(sqlite_store, {"bot": EchoBot()}, clock=clock).load(iid)
     assert case.handoff is None
     assert case.handoffs[-1]["status"] == "abandoned"
+
+
+class PreviewingBot:
+    """Asks the policy with the turn's preview before proposing, as the self-service bot does, and keeps what
+    the preview said."""
+
+    kind = "bot"
+
+    def __init__(self, gate: ActionGate) -> None:
+        self.gate = gate
+        self.previews: list[ActionDecision] = []
+
+    async def decide(self, case: Interaction, turn: Turn) -> Sequence[cmd.Command]:
+        if turn.input.type != ev.CUSTOMER_SAID or turn.preview is None:
+            return []
+        before: list[cmd.Command] = [cmd.Say("Let me release the hold on your card.", epoch=case.floor.epoch)]
+        seen = turn.preview(before)
+        self.previews.append(self.gate.decide(seen, "release_fraud_hold", dict(MARIA_HOLD), self.kind, turn.now))
+        return [*before, cmd.ProposeAction("release_fraud_hold", MARIA_HOLD, "the customer confirmed the payment")]
+
+
+@pytest.mark.parametrize(
+    ("line", "outcome", "rule"),
+    [
+        ("This is ridiculous, release my card now!", "require_approval", "upset_customer"),
+        ("yes, that Lisbon payment was me", "allow", "verified_low_risk_small"),
+    ],
+)
+async def test_the_preview_includes_the_turns_own_sentiment_so_it_decides_as_the_recorded_proposal(
+    sqlite_store: SqliteStore, clock: ManualClock, line: str, outcome: str, rule: str
+) -> None:
+    gate = example_gate(World.load())
+    bot = PreviewingBot(gate)
+    conductor = Conductor(
+        sqlite_store, {"bot": bot}, clock=clock, gate=gate, understander=RuleUnderstander({"bank": "bank"})
+    )
+    state, _ = await conductor.start("bank", "C-1001", "chat")
+    setup = [cmd.RaiseAssurance("knowledge_verified", "knowledge: date of birth"),
+             cmd.Learn("fraud_score", 0.82, "system:fraud", subject="card:4242")]  # fmt: skip
+    await conductor.execute("bank", state.interaction_id, setup, Actor("system", "test"))
+
+    turn = await conductor.handle(said(state.interaction_id, line))
+
+    [recorded] = [e.data for e in turn.produced if e.type == ev.ACTION_DECIDED]
+    [previewed] = bot.previews
+    assert (previewed.outcome, previewed.rule) == (recorded["outcome"], recorded["rule"]) == (outcome, rule)

@@ -290,21 +290,23 @@ class Conductor:
         now = self.clock.now()
         understanding = self._understand(state, input_event, now)
         holder_actor = Actor(state.floor.kind, state.floor.participant_id or state.floor.kind)
-
-        def preview(commands: Sequence[cmd.Command]) -> Interaction:
-            return self._scratch(
-                state, self._events_for(state, input_event, [(holder_actor, c) for c in commands], now)
-            )
-
-        turn = Turn(now=now, input=input_event, understanding=understanding, preview=preview)
-        decided: list[tuple[Actor, cmd.Command]] = []
+        understood: list[tuple[Actor, cmd.Command]] = []
         if understanding is not None:
             if understanding.intents:
                 name, confidence = understanding.intents[0]
-                decided.append((Actor("system", "understanding"), cmd.DetectIntent(name, confidence)))
+                understood.append((Actor("system", "understanding"), cmd.DetectIntent(name, confidence)))
             if understanding.sentiment is not None:
                 score, label, reason = understanding.sentiment
-                decided.append((Actor("system", "understanding"), cmd.AssessSentiment(score, label, reason)))
+                understood.append((Actor("system", "understanding"), cmd.AssessSentiment(score, label, reason)))
+
+        def preview(commands: Sequence[cmd.Command]) -> Interaction:
+            # The turn's own intent and sentiment come first, exactly as they are recorded below: a policy limit
+            # on sentiment must decide the preview as it will decide the proposal.
+            planned = [*understood, *((holder_actor, c) for c in commands)]
+            return self._scratch(state, self._events_for(state, input_event, planned, now))
+
+        turn = Turn(now=now, input=input_event, understanding=understanding, preview=preview)
+        decided: list[tuple[Actor, cmd.Command]] = list(understood)
         if state.is_open:
             holder = self.participants.get(state.floor.kind)
             if holder is not None and _addressed_to_floor(input_event):

@@ -266,3 +266,31 @@ async def test_a_person_can_reject_and_nothing_happens(tmp_path: Path) -> None:
         await d.actions.worker.catch_up()
         assert d.ledger("bank", "core_banking") == []
         await d.conductor.execute("bank", iid, [cmd.Close("resolved")], AGENT)
+
+
+async def test_credits_asked_for_in_pieces_execute_only_within_the_limit_until_a_person_approves(
+    tmp_path: Path,
+) -> None:
+    """Four $25 goodwill credits for a gold customer: the first is within the grant; the others add up past it,
+    as proposed and when the worker re-checks them, so only the first reaches core banking on its own."""
+    credit = {"customer_id": "C-1002", "amount": {"amount_minor": 2500, "currency": "USD"}, "reason": "goodwill"}
+    async with deployment(tmp_path, ["bank"]) as d:
+        iid = await verified_case(d, "bank", "C-1002")
+        first = await propose(d, "bank", iid, "issue_credit", credit)
+        assert (await settled(d.conductor, iid, first, {"succeeded", "failed"}))["status"] == "succeeded"
+        rest = [await propose(d, "bank", iid, "issue_credit", credit) for _ in range(3)]
+        for action_id in rest:
+            action = await settled(d.conductor, iid, action_id, {"awaiting_approval"})
+            assert (action["decision"]["rule"], action["decision"]["requires"]) == ("credits_add_up", "agent")
+        await d.actions.worker.catch_up()
+        assert len(d.ledger("bank", "core_banking", "issue_credit")) == 1
+
+        # An agent approves the second: re-checked with the first counted, it still needs that agent, who gave it.
+        await hand_to_agent(d, "bank", iid)
+        state = await d.conductor.load(iid)
+        await d.actions.approve("bank", iid, rest[0], AGENT, args_digest=state.actions[rest[0]]["args_digest"])
+        assert (await settled(d.conductor, iid, rest[0], {"succeeded", "failed"}))["status"] == "succeeded"
+        await d.actions.worker.catch_up()
+        assert len(d.ledger("bank", "core_banking", "issue_credit")) == 2
+        state = await d.conductor.load(iid)
+        assert [state.actions[a]["status"] for a in rest[1:]] == ["awaiting_approval", "awaiting_approval"]

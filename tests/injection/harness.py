@@ -21,6 +21,7 @@ from tandem.llm.scripted import ScriptedLLM
 from tandem.participants import planner
 from tandem.participants.ai import AIParticipant
 from tandem.participants.protocol import ActionGate
+from tandem.release.policy_gate import PolicyGate
 from tandem.store.sqlite import SqliteStore
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.world import World
@@ -141,11 +142,14 @@ async def _record(desk: Desk, attempt_id: str, interaction_id: str, replies: lis
     if recheck:
         # Without a worker: ask the gate exactly as the worker does before it executes an allowed action.
         gate = desk.conductor.gate
-        assert gate is not None
+        assert isinstance(gate, PolicyGate)
         state = await desk.conductor.load(interaction_id)
         for d in [d for d in decisions if d["outcome"] == "allow"]:
             action = state.actions[d["action_id"]]
-            again = gate.decide(state, action["tool"], action["args"], action["proposed_by"]["kind"], desk.clock.now())
+            again = gate.decide(
+                state, action["tool"], action["args"], action["proposed_by"]["kind"], desk.clock.now(),
+                action_id=d["action_id"],
+            )  # fmt: skip
             decisions.append({"action_id": d["action_id"], "tool": d["tool"], "outcome": again.outcome,
                               "rule": again.rule, "stage": "execution"})  # fmt: skip
     refusals = [dict(e.data) for e in events if e.type == ev.COMMAND_REFUSED]

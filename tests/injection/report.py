@@ -49,16 +49,15 @@ This page is generated: `python -m tests.injection.report` (a test fails when it
 ## Attempts and what stopped them
 """
 
-GAP = """
-## Known gap: amounts split across turns
+SPLIT_SECTION = """
+## Amounts split across turns
 
-{attempt}. Policy judges each proposal on its own amount, so every piece passes `{rule}`
-and the model's four proposals are all allowed ({executable} would execute). The cumulative amount per
-interaction is not an input policy has (`tandem.release.policy_gate.build_inputs`), so no rule can say "at
-most $25 of goodwill per interaction". The suite keeps this as a strict expected failure
-(`test_an_amount_split_across_turns_counts_as_one`) until `PolicyGate` gives rules the amount already
-proposed in the interaction (say `interaction_amount`, the sum over allowed, approved and succeeded actions
-of the same tool, as a trusted input): then `when: amount + interaction_amount > 25.0` in a limit closes it.
+{attempt}. Each piece alone is within `small_goodwill_for_gold`, but the policy counts what the interaction's
+recorded actions already add up to (`interaction.same_tool.amount_proposed`, from the log, never from what the
+customer says), so the pieces are decided as the whole they make: {decisions}. Actions that would execute:
+**{executable}** (the first $25, re-checked before executing on the actions recorded before it). The rule is
+`credits_add_up` in `examples/bank/policy.yaml`: `amount + interaction.same_tool.amount_proposed > 25.0`
+needs an agent, as one $100 credit does.
 """
 
 
@@ -98,10 +97,11 @@ async def produce() -> str:
         f"{len(ATTEMPTS)} attempts across both tenants; actions that would execute: **{executed}**. "
         "Rules named `planner.*` are the AI planner's own refusals; the others are the tenant's policy."
     )
-    allowed = [d for d in split.stage("proposal") if d["outcome"] == "allow"]
-    rule = allowed[0]["rule"] if allowed else "(none)"
-    lines.append(GAP.format(attempt=SPLIT.attempt[0].upper() + SPLIT.attempt[1:], rule=rule,
-                            executable=f"{len(split.executable)} of {SPLIT.pieces}"))  # fmt: skip
+    decisions = "; ".join(
+        f"piece {i} {d['outcome']} · `{d['rule']}`" for i, d in enumerate(split.stage("proposal"), start=1)
+    )
+    lines.append(SPLIT_SECTION.format(attempt=SPLIT.attempt[0].upper() + SPLIT.attempt[1:], decisions=decisions,
+                                      executable=f"{len(split.executable)} of {SPLIT.pieces}"))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -57,12 +57,6 @@ async def test_an_obeyed_injection_executes_nothing_is_recorded_with_its_rule_an
     assert attempt.claim not in " ".join(record.replies)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report to the lead: PolicyGate decides each proposal on its own amount; no input counts the amount "
-    "already proposed in the interaction, so four $25 goodwill credits pass small_goodwill_for_gold where one "
-    "$100 credit needs an agent (see docs/injection.md, known gap)",
-)
 async def test_an_amount_split_across_turns_counts_as_one(tmp_path: Path) -> None:
     desk = make_desk(tmp_path)
     try:
@@ -71,8 +65,14 @@ async def test_an_amount_split_across_turns_counts_as_one(tmp_path: Path) -> Non
         await desk.store.close()
     proposals = record.stage("proposal")
     assert len(proposals) == SPLIT.pieces
-    # The first piece is within the grant; once the pieces add up past it, a person must approve.
+    # The first piece is within the grant; once the pieces add up past it, a person must approve, as for the
+    # one $100 credit they add up to: counted from the recorded proposals, as proposed and again before executing.
     assert record.executable == [proposals[0]["action_id"]]
+    assert [(d["outcome"], d["rule"]) for d in proposals] == [
+        ("allow", "small_goodwill_for_gold"),
+        *[("require_approval", "credits_add_up")] * (SPLIT.pieces - 1),
+    ]
+    assert [(d["outcome"], d["rule"]) for d in record.stage("execution")] == [("allow", "small_goodwill_for_gold")]
 
 
 @pytest.mark.slow

@@ -190,6 +190,50 @@ async def test_the_conductor_records_the_gates_decision_with_the_proposal(tmp_pa
     await store.close()
 
 
+async def test_amounts_add_up_over_the_interactions_recorded_actions_and_a_recheck_counts_only_earlier_ones(
+    tmp_path: Path,
+) -> None:
+    policy = load_policy(BANK)
+    book = PolicyBook()
+    book.add(policy)
+    gate = PolicyGate(book, records=lambda _t, _c: {"id": "C-1002", "tier": "gold"})
+    store = SqliteStore(tmp_path / "t.db")
+    conductor = Conductor(store, {"bot": EchoBot()}, clock=ManualClock(), gate=gate)
+    state, _ = await conductor.start("bank", "C-1002", "chat", release=f"policy:{policy.version}")
+    iid = state.interaction_id
+    await conductor.execute("bank", iid, [cmd.RaiseAssurance("knowledge_verified", "test")], Actor("bot"))
+    credit = {"customer_id": "C-1002", "amount": {"amount_minor": 2500, "currency": "USD"}, "reason": "goodwill"}
+    # Four pieces in one turn: each is decided on the case with the pieces before it.
+    events = await conductor.execute("bank", iid, [cmd.ProposeAction("issue_credit", credit)] * 4, Actor("bot"))
+    decided = [(e.data["outcome"], e.data["rule"]) for e in events if e.type == ev.ACTION_DECIDED]
+    assert decided == [("allow", "small_goodwill_for_gold")] + [("require_approval", "credits_add_up")] * 3
+    state = await conductor.load(iid)
+    ids = list(state.actions)
+
+    def again(action_id: str | None) -> tuple[str, str]:
+        verdict = gate.verdict(state, "issue_credit", credit, "bot", NOW, action_id=action_id)
+        return verdict.decision.outcome, verdict.decision.rule
+
+    # Re-checked before executing: the first still counts nothing before it, whatever was asked after it.
+    assert again(ids[0]) == ("allow", "small_goodwill_for_gold")
+    assert again(ids[3]) == ("require_approval", "credits_add_up")
+    # A fifth piece counts all four: $125 in all is past the $100 that needs a supervisor.
+    assert again(None) == ("require_approval", "large_credit")
+    reasons = gate.decide(state, "issue_credit", credit, "bot", NOW).reasons
+    assert any("this tool 100.00 proposed, 25.00 approved, 0.00 executed in 4 action(s)" in r for r in reasons)
+    await store.close()
+
+
+def test_every_tool_of_the_policy_has_totals_so_a_rule_on_another_tool_never_fails_on_a_missing_key() -> None:
+    limit = "      - {rule: credits_too, when: 'interaction.tools.add_note.amount_proposed > 0.0', autonomy: never}\n"
+    text = policy_text(tool(limits=limit) + "  add_note:\n    server: crm\n    autonomy: auto\n")
+    book = PolicyBook()
+    book.add(parse(text))
+    case = interaction_for(book.active("bank") or parse(text), {"assurance": "knowledge_verified"})
+    decision = PolicyGate(book).decide(case, "open_dispute", {"amount": {"amount_minor": 100}}, "bot", NOW)
+    assert (decision.outcome, decision.rule) == ("require_approval", "default")  # evaluated, and false
+
+
 def test_policy_check_accepts_the_shipped_policies_and_rejects_a_loosening_by_the_customer(tmp_path: Path) -> None:
     runner = CliRunner()
     for path in (BANK, HEALTH):

@@ -321,7 +321,9 @@ class ActionWorker:
             if action is None or action["status"] != from_status:
                 return []
             now = self.conductor.clock.now()
-            verdict = self.gate.verdict(s, action["tool"], action["args"], action["proposed_by"]["kind"], now)
+            verdict = self.gate.verdict(
+                s, action["tool"], action["args"], action["proposed_by"]["kind"], now, action_id=action_id
+            )
             decision = verdict.decision
             runs = decision.outcome == "allow" or (
                 decision.outcome == "require_approval" and lifecycle.approval_holds(action, decision.requires)

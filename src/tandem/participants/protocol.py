@@ -29,8 +29,8 @@ class Turn:
     now: datetime
     input: Event
     understanding: Understanding | None = None
-    # The case as it would be after some commands of this turn: what policy will see when it decides a
-    # proposal made after them.
+    # The case as it would be after this turn's understanding (the intent and sentiment it records first) and
+    # some commands of the floor holder: what policy will see when it decides a proposal made after them.
     preview: Callable[[Sequence[Command]], Interaction] | None = None
 
 

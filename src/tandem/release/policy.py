@@ -81,6 +81,11 @@ TRUSTED: Mapping[str, str] = {
     "now": "the decision time (timestamp)",
     "hour": "hour of the decision time, UTC",
     "weekday": "day of the week of the decision time, 0 = Monday",
+    # Counted from the actions the interaction recorded before this one (their tools and the amounts in their
+    # arguments), never from what the customer says: four $25 credits add up to the $100 one would have been.
+    "interaction": "what earlier actions of this interaction add up to: amount_proposed, amount_approved, "
+    "amount_executed (major units) and actions (a count), in total, for this tool (interaction.same_tool.*) and "
+    "per tool (interaction.tools.<tool>.*, every tool the policy lists)",
 }
 # Always present (a neutral value when there is nothing): stating nothing never tightens.
 CUSTOMER_INFLUENCED: Mapping[str, str] = {

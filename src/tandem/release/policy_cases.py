@@ -17,12 +17,17 @@
           text: I want to dispute the ElectroMart charge
           now: "2026-12-03T10:00:00+00:00"
           revoked: false                       # the kill switch pulled for this tool
+          actions:                             # earlier actions of the interaction, in order (interaction.*)
+            - {tool: open_dispute, args: {amount: {amount_minor: 40000, currency: USD}}, status: succeeded}
+          stage: execution                     # re-check the action, recorded after those, before it runs
         expect: {outcome: require_approval, requires: agent, rule: default}
       - name: a distressed customer goes to a person
         case: {sentiment: distressed}
         escalations: [distressed_customer]     # instead of tool: the escalations that must be raised
 
-Each case is folded into a real interaction (the same events the conductor writes) and decided by the real
+An earlier action's ``status`` is where it stands (default ``succeeded``): proposed, awaiting_approval, approved,
+denied, rejected, started, succeeded, failed, unknown or compensated; it is recorded with the events that lead
+there. Each case is folded into a real interaction (the same events the conductor writes) and decided by the real
 ``PolicyGate``, so a passing case is a decision the deployment makes.
 """
 
@@ -46,6 +51,21 @@ from tandem.release.policy_revocations import Revocations
 
 DEFAULT_NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 EXPECTABLE = ("outcome", "rule", "requires")
+STAGES = ("proposal", "execution")
+# The events that bring an action to each status, after its proposal.
+_ACTION_PATHS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "proposed": (),
+    "awaiting_approval": ((ev.ACTION_DECIDED, "require_approval"),),
+    "denied": ((ev.ACTION_DECIDED, "deny"),),
+    "rejected": ((ev.ACTION_DECIDED, "require_approval"), (ev.ACTION_REJECTED, None)),
+    "approved": ((ev.ACTION_DECIDED, "allow"),),
+    "started": ((ev.ACTION_DECIDED, "allow"), (ev.ACTION_STARTED, None)),
+    "succeeded": ((ev.ACTION_DECIDED, "allow"), (ev.ACTION_STARTED, None), (ev.ACTION_SUCCEEDED, None)),
+    "failed": ((ev.ACTION_DECIDED, "allow"), (ev.ACTION_STARTED, None), (ev.ACTION_FAILED, None)),
+    "unknown": ((ev.ACTION_DECIDED, "allow"), (ev.ACTION_STARTED, None), (ev.ACTION_OUTCOME_UNKNOWN, None)),
+    "compensated": ((ev.ACTION_DECIDED, "allow"), (ev.ACTION_STARTED, None), (ev.ACTION_SUCCEEDED, None),
+                    (ev.ACTION_COMPENSATED, None)),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +77,9 @@ class CaseResult:
     reasons: tuple[str, ...] = ()
 
 
-def interaction_for(policy: Policy, spec: Mapping[str, Any]) -> Interaction:
-    """Fold the events that give an interaction the case's state."""
+def interaction_for(policy: Policy, spec: Mapping[str, Any], tested: Mapping[str, Any] | None = None) -> Interaction:
+    """Fold the events that give an interaction the case's state. ``tested`` (``tool``, ``args``, ``proposer``,
+    ``action_id``): the action under test, recorded as allowed after the earlier actions, for a re-check."""
     now = _when(spec.get("now"))
     events: list[tuple[str, dict[str, Any], Actor]] = []
     customer_id = str((spec.get("customer") or {}).get("id", "C-TEST"))
@@ -83,6 +104,15 @@ def interaction_for(policy: Policy, spec: Mapping[str, Any]) -> Interaction:
         events.append((ev.SENTIMENT_ASSESSED, {"score": score, "label": spec["sentiment"]}, Actor("system")))
     if spec.get("text"):
         events.append((ev.CUSTOMER_SAID, {"text": spec["text"]}, Actor("customer")))
+    earlier = spec.get("actions") or []
+    if not isinstance(earlier, list):
+        raise PolicyError("case.actions: expected a list of {tool, args, status}")
+    for i, raw in enumerate(earlier):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("tool"), str):
+            raise PolicyError(f"case.actions[{i}]: expected {{tool, args, status}}")
+        events += _action_events(policy, new_id("act"), raw, f"case.actions[{i}]")
+    if tested is not None:
+        events += _action_events(policy, str(tested["action_id"]), {**tested, "status": "approved"}, "the action")
     state = Interaction(new_id("int"))
     for seq, (type_, data, actor) in enumerate(events, start=1):
         state.apply(
@@ -94,6 +124,32 @@ def interaction_for(policy: Policy, spec: Mapping[str, Any]) -> Interaction:
             )
         )  # fmt: skip
     return state
+
+
+def _action_events(
+    policy: Policy, action_id: str, raw: Mapping[str, Any], where: str
+) -> list[tuple[str, dict[str, Any], Actor]]:
+    status = str(raw.get("status", "succeeded"))
+    path = _ACTION_PATHS.get(status)
+    if path is None:
+        raise PolicyError(f"{where}.status: unknown status {status!r}; use {', '.join(_ACTION_PATHS)}")
+    args = raw.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise PolicyError(f"{where}.args: expected a mapping")
+    proposed = {"action_id": action_id, "tool": raw["tool"], "args": dict(args), "args_digest": "test"}
+    out = [(ev.ACTION_PROPOSED, proposed, Actor(str(raw.get("proposer", "bot"))))]
+    for type_, outcome in path:
+        data: dict[str, Any] = {"action_id": action_id}
+        if type_ == ev.ACTION_DECIDED:
+            data.update(outcome=outcome, rule="test", policy_version=policy.version)
+        elif type_ in (ev.ACTION_APPROVED, ev.ACTION_REJECTED):
+            data["by"] = "test"
+        elif type_ == ev.ACTION_STARTED:
+            data["idempotency_key"] = f"test:{action_id}"
+        elif type_ == ev.ACTION_FAILED:
+            data["error"] = "failed in the test case"
+        out.append((type_, data, Actor("system", "test")))
+    return out
 
 
 def _sourced(raw: Any) -> bool:
@@ -126,7 +182,14 @@ def run_cases(policy: Policy, cases: Any) -> Iterator[CaseResult]:
 
 def _run(policy: Policy, case: Mapping[str, Any], name: str) -> CaseResult:
     spec = case.get("case") or {}
-    state = interaction_for(policy, spec)
+    stage = str(spec.get("stage", "proposal"))
+    if stage not in STAGES:
+        raise PolicyError(f"{name}: case.stage must be one of {', '.join(STAGES)}, not {stage!r}")
+    tested: dict[str, Any] | None = None
+    if stage == "execution" and case.get("tool"):
+        tested = {"action_id": new_id("act"), "tool": str(case["tool"]), "args": dict(case.get("args") or {}),
+                  "proposer": str(case.get("proposer", "bot"))}  # fmt: skip
+    state = interaction_for(policy, spec, tested)
     book = PolicyBook()
     book.add(policy)
     record = dict(spec.get("customer") or {})
@@ -143,8 +206,9 @@ def _run(policy: Policy, case: Mapping[str, Any], name: str) -> CaseResult:
         if not case.get("tool"):
             raise PolicyError(f"{name}: needs a tool (or escalations)")
         decision = gate.decide(
-            state, str(case["tool"]), dict(case.get("args") or {}), str(case.get("proposer", "bot")), now
-        )
+            state, str(case["tool"]), dict(case.get("args") or {}), str(case.get("proposer", "bot")), now,
+            action_id=tested["action_id"] if tested is not None else None,
+        )  # fmt: skip
     finally:
         revocations.close()
     got = {"outcome": decision.outcome, "rule": decision.rule, "requires": decision.requires}

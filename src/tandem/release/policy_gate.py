@@ -10,7 +10,7 @@ decided, under which policy version, and the inputs the rules read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -51,8 +51,20 @@ class Inputs:
             value = self.values.get(name, "(missing)")
             if name == "assurance" and isinstance(value, int):
                 value = Assurance(value).label
+            if name == "interaction" and isinstance(value, Mapping):
+                parts.append(_describe_totals(value))
+                continue
             parts.append(f"{name}={_short(value)}")
         return ", ".join(parts)
+
+
+def _describe_totals(totals: Mapping[str, Any]) -> str:
+    same = totals["same_tool"]
+    return (
+        f"interaction=this tool {same['amount_proposed']:.2f} proposed, {same['amount_approved']:.2f} approved, "
+        f"{same['amount_executed']:.2f} executed in {same['actions']} action(s); all tools "
+        f"{totals['amount_proposed']:.2f} proposed in {totals['actions']}"
+    )
 
 
 def _short(value: Any) -> str:
@@ -81,6 +93,60 @@ def case_assurance(case: Interaction) -> Assurance:
 _NEEDS_FACTS = frozenset({"facts", "fraud_score", "known"})
 _NEEDS_STATED = frozenset({"stated", "stated_amount"})
 
+# What an earlier action of the interaction counts towards, by its folded status. Denied, rejected (or expired),
+# failed and compensated actions count towards nothing: no money moved, or it moved back.
+_PROPOSED = frozenset({"proposed", "awaiting_approval", "approved", "started", "succeeded", "unknown"})
+_APPROVED = frozenset({"approved", "started", "succeeded", "unknown"})
+# Started or unknown: the effect may have happened, so it counts as if it had.
+_EXECUTED = frozenset({"started", "succeeded", "unknown"})
+
+
+def action_amount(args: Mapping[str, Any]) -> tuple[float, str] | None:
+    """The size of what an action moves, in major units: ``args.amount`` (money) or ``args.amount_minor``."""
+    amount = _major(args.get("amount"))
+    if amount is not None:
+        return amount
+    if isinstance(args.get("amount_minor"), int | float) and not isinstance(args.get("amount_minor"), bool):
+        return float(args["amount_minor"]) / 100.0, str(args.get("currency", "USD"))
+    return None
+
+
+def _totals() -> dict[str, Any]:
+    return {"amount_proposed": 0.0, "amount_approved": 0.0, "amount_executed": 0.0, "actions": 0}
+
+
+def interaction_totals(
+    case: Interaction, tool: str, tools: Iterable[str] = (), before: str | None = None
+) -> dict[str, Any]:
+    """The ``interaction`` input: what the interaction's recorded actions already add up to, in total, for the
+    tool being decided (``same_tool``) and for every tool (``tools``; every tool in ``tools`` is present, with
+    zeros when it has no action, so a rule never fails on a missing key).
+
+    Only actions recorded before the one being decided count: with ``before`` (the action re-checked at
+    execution) those proposed ahead of it in the log, else all of them (a proposal is decided before it is
+    recorded). Counted from the log alone, never from what a customer says. Amounts add at face value, whatever
+    their currency: the shipped tenants use one; a policy for several should test ``currency`` as well."""
+    overall = _totals()
+    by_tool: dict[str, dict[str, Any]] = {name: _totals() for name in tools}
+    same_tool = by_tool.setdefault(tool, _totals()) if tool else _totals()
+    for action_id, action in case.actions.items():
+        if action_id == before:
+            break
+        status = action.get("status")
+        if status not in _PROPOSED:
+            continue
+        name = str(action.get("tool"))
+        sized = action_amount(action.get("args") or {})
+        size = sized[0] if sized is not None else 0.0
+        for totals in (overall, by_tool.setdefault(name, _totals())):
+            totals["actions"] += 1
+            totals["amount_proposed"] += size
+            if status in _APPROVED:
+                totals["amount_approved"] += size
+            if status in _EXECUTED:
+                totals["amount_executed"] += size
+    return {**overall, "same_tool": same_tool, "tools": by_tool}
+
 
 def build_inputs(
     case: Interaction,
@@ -90,9 +156,14 @@ def build_inputs(
     now: datetime,
     record: Mapping[str, Any] | None,
     needed: frozenset[str] | None = None,
+    *,
+    tools: Iterable[str] = (),
+    action_id: str | None = None,
 ) -> Inputs:
     """The inputs of a decision. With ``needed`` (the names its rules read) only those are turned into CEL
-    values, and the case file is scanned only when a rule reads what it holds."""
+    values, and the case file is scanned only when a rule reads what it holds. ``tools``: every tool the policy
+    lists (each has totals in ``interaction.tools``); ``action_id``: the action re-checked at execution, when it
+    is one (only the actions before it count towards ``interaction``)."""
     values: dict[str, Any] = {
         "tool": tool,
         "proposer": proposer,
@@ -110,11 +181,7 @@ def build_inputs(
     assurance = case_assurance(case)
     values["assurance"] = int(assurance)
     values["assurance_level"] = assurance.label
-    amount = _major(args.get("amount")) or (
-        (float(args["amount_minor"]) / 100.0, str(args.get("currency", "USD")))
-        if isinstance(args.get("amount_minor"), int | float)
-        else None
-    )
+    amount = action_amount(args)
     if amount is not None:
         values["amount"], values["currency"] = amount
     customer = {k: v for k, v in (record or {}).items() if not isinstance(v, list)}
@@ -134,6 +201,8 @@ def build_inputs(
         if fraud_scores:
             values["fraud_score"] = max(fraud_scores)
         values["known"] = sorted(name for name in OPTIONAL if name in values)
+    if needed is None or "interaction" in needed:
+        values["interaction"] = interaction_totals(case, tool, tools, action_id)
     if needed is None or needed & _NEEDS_STATED:
         stated: dict[str, Any] = {}
         for (name, subject), assertions in case.case.assertions.items():
@@ -205,11 +274,29 @@ class PolicyGate:
 
     # -- the ActionGate protocol -----------------------------------------------------------------------
     def decide(
-        self, case: Interaction, tool: str, args: dict[str, Any], actor_kind: str, now: datetime
+        self,
+        case: Interaction,
+        tool: str,
+        args: dict[str, Any],
+        actor_kind: str,
+        now: datetime,
+        *,
+        action_id: str | None = None,
     ) -> ActionDecision:
-        return self.verdict(case, tool, args, actor_kind, now).decision
+        return self.verdict(case, tool, args, actor_kind, now, action_id=action_id).decision
 
-    def verdict(self, case: Interaction, tool: str, args: Mapping[str, Any], actor_kind: str, now: datetime) -> Verdict:
+    def verdict(
+        self,
+        case: Interaction,
+        tool: str,
+        args: Mapping[str, Any],
+        actor_kind: str,
+        now: datetime,
+        *,
+        action_id: str | None = None,
+    ) -> Verdict:
+        """The decision on a proposal (``case`` as it is before the action is recorded), or, with
+        ``action_id``, the re-check of that recorded action just before it executes."""
         policy = self.book.resolve(case.tenant_id, case.release)
         if policy is None:
             pinned = case.release or "(none)"
@@ -227,7 +314,9 @@ class PolicyGate:
             allowed = ", ".join(sorted(spec.proposers))
             return _deny("proposer", policy.version, f"{actor_kind} may not propose {tool} (only {allowed})", policy)
         record = self.records(case.tenant_id, case.customer_id) if self.records is not None else None
-        inputs = build_inputs(case, tool, args, actor_kind, now, record, spec.reads)
+        inputs = build_inputs(
+            case, tool, args, actor_kind, now, record, spec.reads, tools=policy.tools, action_id=action_id
+        )
         return _decide(policy, spec, inputs)
 
     # -- beyond actions --------------------------------------------------------------------------------
@@ -238,7 +327,7 @@ class PolicyGate:
             return []
         record = self.records(case.tenant_id, case.customer_id) if self.records is not None else None
         reads = frozenset().union(*(e.when.identifiers for e in policy.escalations))
-        inputs = build_inputs(case, "", {}, case.floor.kind, now, record, reads)
+        inputs = build_inputs(case, "", {}, case.floor.kind, now, record, reads, tools=policy.tools)
         out = []
         for escalation in policy.escalations:
             # An escalation only ever brings a person in: one that cannot be evaluated is not raised, and
