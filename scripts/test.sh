@@ -11,3 +11,6 @@ scripts/services.sh
 .venv/bin/pytest -q "$@"
 # The journeys, end to end through the API: fails when any scenario's expectation breaks.
 .venv/bin/tandem eval examples/bank/scenarios examples/healthcare/scenarios --report "${EVAL_REPORT_DIR:-var/eval}"
+# The same journeys with the LLM planner choosing flows, driven by the shipped deterministic model.
+TANDEM_LLM=scripted:flows .venv/bin/tandem eval examples/bank/scenarios examples/healthcare/scenarios \
+  --report "${EVAL_REPORT_DIR:-var/eval}-planner"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tandem import commands as cmd
+from tandem.activation.activator import Activator
 from tandem.case import events as ev
 from tandem.case.askonce import repeats
 from tandem.case.envelope import Actor
@@ -18,11 +19,11 @@ from tandem.world.world import World
 
 
 @pytest.fixture
-def conductor(sqlite_store: SqliteStore, clock: ManualClock) -> Conductor:
+def conductor(sqlite_store: SqliteStore, clock: ManualClock, example_activator: Activator) -> Conductor:
     world = World.load()
     return Conductor(
         sqlite_store,
-        {"bot": SelfServiceBot(world)},
+        {"bot": SelfServiceBot(world, activator=example_activator)},
         clock=clock,
         understander=RuleUnderstander({t.id: t.kind for t in world}),
     )
@@ -50,7 +51,7 @@ async def test_maria_is_identified_verified_told_why_her_card_was_declined_and_q
     assert case.handoff is not None and case.handoff.target == {"kind": "queue", "id": "fraud"}
     facts = case.facts_for_api(conductor.clock.now())
     assert facts["fraud_score[card:4242]"]["value"] == 0.82
-    assert facts["fraud_score[card:4242]"]["source"] == "system:fraud"
+    assert facts["fraud_score[card:4242]"]["source"] == "signal:fraud_score"
     assert repeats(await sqlite_store.read(iid)) == []
 
 

@@ -11,8 +11,10 @@ from rich.table import Table
 from tandem.case import events as ev
 from tandem.case.askonce import repeats
 from tandem.case.envelope import Actor
+from tandem.clock import BusinessDateClock
 from tandem.conductor import Conductor, Input
 from tandem.participants.bot import SelfServiceBot
+from tandem.server import open_demo_lakehouse
 from tandem.store.sqlite import SqliteStore
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.world import World
@@ -38,9 +40,14 @@ JOURNEYS: dict[str, tuple[str, list[str]]] = {
 async def play(data_dir: Path | None, console: Console) -> int:
     world = World.load()
     directory = data_dir or Path(tempfile.mkdtemp(prefix="tandem-demo-"))
+    # The bot answers from live signals, as in the demo: the example lakehouse on the conductor's clock.
+    activator = await open_demo_lakehouse(directory, world, console)
     store = SqliteStore(directory / "tandem.db")
     conductor = Conductor(
-        store, {"bot": SelfServiceBot(world)}, understander=RuleUnderstander({t.id: t.kind for t in world})
+        store,
+        {"bot": SelfServiceBot(world, activator=activator)},
+        clock=BusinessDateClock(world.business_date),
+        understander=RuleUnderstander({t.id: t.kind for t in world}),
     )
     total_repeats = 0
     try:
@@ -69,5 +76,6 @@ async def play(data_dir: Path | None, console: Console) -> int:
             console.print(f"questions asked twice: {len(found)} · interaction {state.interaction_id}")
         console.print(f"\nevents are in {directory / 'tandem.db'}; try `tandem events ID --data-dir {directory}`")
     finally:
+        await activator.close()
         await store.close()
     return total_repeats

@@ -29,6 +29,7 @@ from tandem.clock import BusinessDateClock, Clock
 from tandem.conductor import Conductor, Input, InteractionClosed
 from tandem.participants.ai import AIParticipant, ai_from_env
 from tandem.participants.bot import SelfServiceBot
+from tandem.participants.flow_planner import self_service_from_env
 from tandem.participants.protocol import Participant, Understander
 from tandem.routing.presence import AgentDirectory
 from tandem.routing.router import Router
@@ -87,6 +88,8 @@ class Runtime:
     idempotency: IdempotencyStore
     owns_store: bool = True
     activator: Activator | None = None
+    # False when the activator is shared with other runtimes (the simulator's one lakehouse): its owner closes it.
+    owns_activator: bool = True
     actions: Actions | None = None
     # Set when the data directory had no admin token and TANDEM_ADMIN_TOKEN named none: print it once.
     admin_token_created: str | None = None
@@ -136,7 +139,7 @@ class Runtime:
         self.registry.close()
         if self.actions is not None:
             await self.actions.aclose()
-        if self.activator is not None:
+        if self.activator is not None and self.owns_activator:
             await self.activator.close()
         if self.owns_store:
             await self.store.close()
@@ -206,9 +209,12 @@ async def build_runtime(
     admin_token: str | None = None,
     activator: Activator | None = None,
     with_actions: bool = False,
+    policies: Mapping[str, Path] | None = None,
 ) -> Runtime:
     """Assemble everything. ``admin_token`` (or ``TANDEM_ADMIN_TOKEN``) becomes an admin token of every
-    tenant; with neither, a fresh data directory gets a new one in ``admin_token_created``."""
+    tenant; with neither, a fresh data directory gets a new one in ``admin_token_created``. ``policies``
+    (tenant -> policy.yaml) saves finding each tenant's policy file, which parses every policy once more:
+    for callers that build many runtimes (the simulator builds one per journey)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or BusinessDateClock(world.business_date)
@@ -218,7 +224,7 @@ async def build_runtime(
     bus = Bus()
     bot: SelfServiceBot | None = None
     if participants is None:
-        bot = SelfServiceBot(world, activator=activator)
+        bot = self_service_from_env(world, activator=activator)
         participants = {"bot": bot, **ai_from_env(world)}
     if understander is None:
         understander = RuleUnderstander({t.id: t.kind for t in world})
@@ -227,7 +233,7 @@ async def build_runtime(
     if with_actions:
         # The example systems as MCP servers, the policy gate and the action worker; started by the caller
         # (``await runtime.actions.start()``) since it launches processes.
-        actions = build_actions(world, data_dir, conductor)
+        actions = build_actions(world, data_dir, conductor, policies=policies)
         if bot is not None:
             bot.gate = conductor.gate
         if isinstance(ai := participants.get("ai"), AIParticipant):

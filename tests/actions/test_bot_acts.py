@@ -16,18 +16,25 @@ from tandem.actions.ledger import EffectLedger, Entry
 from tandem.case import events as ev
 from tandem.case.envelope import Actor
 from tandem.case.interaction import Interaction
+from tandem.clock import BusinessDateClock
 from tandem.conductor import Input
 from tandem.runtime import Runtime, build_runtime
 from tandem.world.world import World
 from tests.actions.support import settled
 from tests.api.conftest import serving
+from tests.conftest import open_example_activator
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    running = await build_runtime(tmp_path, World.load(), admin_token="adm", with_actions=True)
+async def runtime(tmp_path: Path, example_lakehouse: Path) -> AsyncIterator[Runtime]:
+    world = World.load()
+    clock = BusinessDateClock(world.business_date)
+    activator = await open_example_activator(example_lakehouse, clock)
+    running = await build_runtime(
+        tmp_path, world, clock=clock, admin_token="adm", with_actions=True, activator=activator
+    )
     assert running.actions is not None
     assert await running.actions.start() == {}
     running.start()

@@ -19,6 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from tandem.activation.activator import Activator
 from tandem.api.app import create_app
 from tandem.clock import ManualClock
 from tandem.participants.bot import SelfServiceBot
@@ -99,11 +100,10 @@ def no_real_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def tandem(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Tandem]:
+async def tandem(tmp_path: Path, clock: ManualClock, example_activator: Activator) -> AsyncIterator[Tandem]:
     world = World.load()
-    runtime = await build_runtime(
-        tmp_path, world, clock=clock, participants={"bot": SelfServiceBot(world)}, admin_token=ADMIN_TOKEN
-    )
+    bot = SelfServiceBot(world, activator=example_activator)
+    runtime = await build_runtime(tmp_path, world, clock=clock, participants={"bot": bot}, admin_token=ADMIN_TOKEN)
     runtime.conductor.gate = example_gate(world)
     try:
         async with serving(runtime) as url, httpx.AsyncClient(base_url=url, timeout=WAIT_S) as http:

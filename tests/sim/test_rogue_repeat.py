@@ -9,12 +9,12 @@ from tandem.case import events as ev
 from tandem.case.askonce import repeats
 from tandem.case.interaction import Interaction
 from tandem.participants.bot import SelfServiceBot
-from tandem.participants.protocol import Turn
+from tandem.participants.protocol import Participant, Turn
 from tandem.sim.evaluation import evaluate
 from tandem.sim.metrics import Rates
 from tandem.sim.repeats import event_from_json
 from tandem.sim.scenario import LoadedScenario, parse_scenario
-from tandem.sim.transport import inprocess
+from tandem.sim.transport import open_deployment
 from tandem.world.world import EXAMPLES_DIR, World
 
 ROGUE_QUESTION = "Sorry, before I go on: what's your date of birth?"
@@ -35,19 +35,20 @@ class RogueHuman:
 
 SCENARIO = """\
 name: rogue-participant
-title: A participant past ask-once asks Maria's date of birth again after she gave it to the bot
+title: A participant past ask-once asks James's date of birth again after he gave it to the bot
 tenant: bank
 persona:
-  name: Maria Lopez
-  facts: {name: Maria Lopez, phone: "+1 415 555 0134", date_of_birth: "March 14, 1985", zip: "94110"}
+  name: James Chen
+  facts: {name: James Chen, phone: "(212) 555-0199", date_of_birth: "July 2, 1990", zip: "10001",
+          charge: "the ElectroMart charge of $1,250"}
   legs:
     - channel: chat
-      opening: Hi, my card was declined at a restaurant in Lisbon
+      opening: I want to dispute a charge on my credit card
       lines:
-        - {to: human, text: "Yes, it was me."}
+        - {to: human, text: "Yes, I never received the TV."}
 agent:
-  skills: [fraud]
-  says: ["Was the Lisbon payment yours?", "The hold is released."]
+  skills: [disputes]
+  says: ["Is this about the ElectroMart charge?", "The dispute is open."]
 expect:
   repeats: {events: 1, text: 1}
 """
@@ -56,9 +57,10 @@ expect:
 async def test_a_participant_that_bypasses_ask_once_is_caught_by_both_counters() -> None:
     world = World.load()
     scenario = parse_scenario(SCENARIO, EXAMPLES_DIR / "rogue.yaml")
-    async with inprocess(world, {"bot": SelfServiceBot(world), "human": RogueHuman()}) as api:
+    participants: dict[str, Participant] = {"bot": SelfServiceBot(world), "human": RogueHuman()}
+    async with open_deployment("inprocess", world, participants=participants) as deployment:
         evaluation = await evaluate(
-            [LoadedScenario(EXAMPLES_DIR / "rogue.yaml", scenario)], api, Rates(), {"bank": "bank"},
+            [LoadedScenario(EXAMPLES_DIR / "rogue.yaml", scenario)], deployment, Rates(), {"bank": "bank"},
             transport="inprocess", siloed=False,
         )  # fmt: skip
     outcome = evaluation.outcomes[0]

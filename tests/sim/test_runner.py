@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tandem.sim import casefile
 from tandem.sim.cli import app
 from tandem.sim.evaluation import Evaluation, evaluate
 from tandem.sim.metrics import Rates
 from tandem.sim.scenario import load_scenarios
-from tandem.sim.transport import Transport, open_api
+from tandem.sim.transport import Transport, open_deployment
 from tandem.world.world import EXAMPLES_DIR, World
 
 SCENARIOS = [
@@ -21,11 +22,13 @@ SCENARIOS = [
 ]
 
 
-async def run(transport: Transport, paths: list[Path]) -> Evaluation:
+async def run(transport: Transport, paths: list[Path], jobs: int = 1) -> Evaluation:
     world = World.load()
     scenarios = load_scenarios(paths, [t.id for t in world])
-    async with open_api(transport, world) as api:
-        return await evaluate(scenarios, api, Rates(), {t.id: t.kind for t in world}, transport=transport)
+    async with open_deployment(transport, world) as deployment:
+        return await evaluate(
+            scenarios, deployment, Rates(), {t.id: t.kind for t in world}, transport=transport, jobs=jobs
+        )
 
 
 def comparable(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -41,6 +44,12 @@ def comparable(evaluation: Evaluation) -> list[dict[str, Any]]:
                     "repeats": [(r.counter, r.fact, r.by) for r in result.repeats],
                     "handoff_facts": result.handoff_facts,
                     "failures": outcome.failures,
+                    # Every fact's name and source; values only of the signals' facts: an action's result
+                    # carries ids the example system chose.
+                    "facts": sorted((f.name, f.source) for f in result.facts),
+                    "signal_facts": sorted((f.label, repr(f.value)) for f in casefile.from_signals(result.facts)),
+                    "actions": [(a.tool, a.status, a.approved_by, a.effects) for a in result.actions],
+                    "effects": [(e.tool, e.status) for e in result.effects or []],
                 }
             )
     return out
@@ -48,7 +57,9 @@ def comparable(evaluation: Evaluation) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 async def test_in_process_and_over_a_socket_the_same_journeys_give_the_same_results() -> None:
-    in_process = await run("inprocess", SCENARIOS)
+    # Journeys at once in process, one by one over HTTP: each journey's deployment is its own, so neither
+    # the transport nor the concurrency changes a figure.
+    in_process = await run("inprocess", SCENARIOS, jobs=4)
     over_http = await run("http", SCENARIOS)
     assert in_process.passed, [o.failures for o in in_process.outcomes]
     assert comparable(in_process) == comparable(over_http)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem.release.signals import load_releases
 from tandem.sim.scenario import ScenarioError, load_scenarios, parse_scenario
 from tandem.world.world import EXAMPLES_DIR, World
 
@@ -85,7 +86,9 @@ def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None
 
 def test_the_shipped_scenarios_are_valid_and_cover_both_tenants_and_all_reference_customers() -> None:
     tenants = [t.id for t in World.load()]
-    loaded = load_scenarios([EXAMPLES_DIR / "bank" / "scenarios", EXAMPLES_DIR / "healthcare" / "scenarios"], tenants)
+    signals = {tenant: list(release.signals) for tenant, release in load_releases().items()}
+    paths = [EXAMPLES_DIR / "bank" / "scenarios", EXAMPLES_DIR / "healthcare" / "scenarios"]
+    loaded = load_scenarios(paths, tenants, signals)
     assert len(loaded) >= 20
     assert {item.scenario.tenant for item in loaded} == {"bank", "health"}
     customers = {item.scenario.persona.name for item in loaded}

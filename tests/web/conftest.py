@@ -19,6 +19,9 @@ import httpx
 import pytest
 import uvicorn
 
+from tandem.clock import BusinessDateClock
+from tests.conftest import open_example_activator
+
 CHROMIUM = "/usr/bin/chromium"
 ADMIN_TOKEN = "test-admin-token"
 START_TIMEOUT_S = 20.0
@@ -57,9 +60,9 @@ class _Uvicorn(uvicorn.Server):
 
 
 class _ServerThread(threading.Thread):
-    def __init__(self, data_dir: Path, sock: socket.socket, with_actions: bool = False) -> None:
+    def __init__(self, data_dir: Path, sock: socket.socket, lakehouse: Path, with_actions: bool = False) -> None:
         super().__init__(name="tandem-test-server", daemon=True)
-        self.data_dir, self.sock, self.with_actions = data_dir, sock, with_actions
+        self.data_dir, self.sock, self.lakehouse, self.with_actions = data_dir, sock, lakehouse, with_actions
         self.started = threading.Event()
         self.failure: BaseException | None = None
         self.server: _Uvicorn | None = None
@@ -77,7 +80,13 @@ class _ServerThread(threading.Thread):
         from tandem.world.world import World
 
         world = World.load()
-        runtime = await build_runtime(self.data_dir, world, admin_token=ADMIN_TOKEN, with_actions=self.with_actions)
+        # The bot answers from live signals, as in `tandem demo`: the example lakehouse on the runtime's clock.
+        clock = BusinessDateClock(world.business_date)
+        activator = await open_example_activator(self.lakehouse, clock)
+        runtime = await build_runtime(
+            self.data_dir, world, clock=clock, admin_token=ADMIN_TOKEN, activator=activator,
+            with_actions=self.with_actions,
+        )  # fmt: skip
         if runtime.actions is not None:  # the example systems as MCP processes, as `tandem demo` runs them
             not_started = await runtime.actions.start()
             if not_started:
@@ -102,23 +111,23 @@ class _ServerThread(threading.Thread):
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path, example_lakehouse: Path) -> Iterator[Server]:
     """A fresh server per test: agents left available by one test must not take another test's offers."""
-    yield from _running(tmp_path, with_actions=False)
+    yield from _running(tmp_path, example_lakehouse, with_actions=False)
 
 
 @pytest.fixture
-def server_with_actions(tmp_path: Path) -> Iterator[Server]:
+def server_with_actions(tmp_path: Path, example_lakehouse: Path) -> Iterator[Server]:
     """A fresh server whose bot can act: the action worker and the example MCP servers are running."""
-    yield from _running(tmp_path, with_actions=True)
+    yield from _running(tmp_path, example_lakehouse, with_actions=True)
 
 
-def _running(tmp_path: Path, *, with_actions: bool) -> Iterator[Server]:
+def _running(tmp_path: Path, lakehouse: Path, *, with_actions: bool) -> Iterator[Server]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the OS picks a free port; handing uvicorn the socket leaves no race
     port = sock.getsockname()[1]
-    thread = _ServerThread(tmp_path, sock, with_actions)
+    thread = _ServerThread(tmp_path, sock, lakehouse, with_actions)
     thread.start()
     if not thread.started.wait(START_TIMEOUT_S):
         raise TimeoutError("the test server did not start")

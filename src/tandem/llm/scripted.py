@@ -11,8 +11,10 @@ test how the caller degrades when the provider fails).
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tandem.llm.protocol import Chunk, Completion, LLMError, Message, Tool, ToolCall, Usage
 
@@ -89,3 +91,48 @@ class ScriptedLLM:
         for call in completion.tool_calls:
             yield Chunk(tool_call=call)
         yield Chunk(completion=completion)
+
+
+class ScriptedFlowLLM(ScriptedLLM):
+    """A deterministic stand-in for the model behind the flow planner (``tandem.participants.flow_planner``):
+    it reads the planner's context document and answers with the tool call a careful model would make, so the
+    planner can be run through every reference scenario without a provider, and give the same result each time.
+
+    Its rules, in order: a detected intent some flow serves starts that flow; "yes" to what a flow offered starts
+    the offered flow; otherwise the conversation's current flow goes on; otherwise no call at all (the planner
+    then says it did not understand, or keeps a queued customer company). Select it with
+    ``TANDEM_LLM=scripted:flows``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(model="scripted-flows")
+
+    def _next(self, request: Request) -> Completion:
+        # No script to run out of: every request is answered by the rules above.
+        self.requests.append(request)
+        context = _planner_context(request.messages)
+        flows = {str(f["name"]): f for f in context.get("flows") or []}
+        by_intent = {str(i): name for name, f in flows.items() for i in f.get("intents") or []}
+        intents = [(str(n), float(c)) for n, c in (context.get("understanding") or {}).get("intents") or []]
+        for name, confidence in intents:
+            if name in by_intent and confidence >= 0.5:
+                return tool_call("start_flow", name=by_intent[name])
+        offered = context.get("offered_next")
+        if intents and intents[0][0] == "affirm" and offered in flows:
+            return tool_call("start_flow", name=offered)
+        current = context.get("current_flow")
+        if current in flows:
+            return tool_call("start_flow", name=current)
+        return Completion("", finish_reason="stop", model=self.model)
+
+
+CONTEXT_HEADER = "CONTEXT (JSON):"
+
+
+def _planner_context(messages: Sequence[Message]) -> dict[str, Any]:
+    """The JSON document the planner puts after ``CONTEXT_HEADER`` in its last user message."""
+    for message in reversed(messages):
+        if message.role == "user" and CONTEXT_HEADER in message.content:
+            loaded = json.loads(message.content.split(CONTEXT_HEADER, 1)[1])
+            return loaded if isinstance(loaded, dict) else {}
+    raise ScriptExhausted("no planner context in the request: the scripted flow model only answers the planner")

@@ -252,7 +252,8 @@ def llm_from_env(environ: Mapping[str, str] | None = None) -> LLM | None:
     no model is configured."""
     env = os.environ if environ is None else environ
     spec = env.get("TANDEM_LLM", "").strip()
-    if not spec:
+    if not spec or spec == "scripted:flows":
+        # ``scripted:flows`` is the flow planner's shipped deterministic model: it answers no one else.
         return None
     provider, _, model = spec.partition(":")
     if not model:

@@ -1,13 +1,17 @@
 """The self-service participant: greets, identifies, verifies to the level a request needs, asks only what
-the case file lacks, answers from the records, and hands over to a person when it should.
+the case file lacks, and serves each request by running its flow (``examples/<tenant>/flows/*.yaml``, see
+docs/flows.md); it hands over to a person when a flow says so, when the customer is upset or asks for one.
 
-Everything it knows it writes into the case file with its source, so whoever holds the floor next (a
-person, or this bot on another channel after a hang-up) starts from there instead of asking again.
+Everything it knows comes from the case file (signals the flows fetch, what the customer said) and everything
+it learns goes back there with its source, so whoever holds the floor next (a person, or this bot on another
+channel after a hang-up) starts from there instead of asking again. The customer directory (``world.yaml``) is
+used for one thing only: finding who is calling and checking their answers to the identity challenge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -15,21 +19,18 @@ from typing import Any
 from tandem import commands as cmd
 from tandem.activation.activator import Activator
 from tandem.case import events as ev
+from tandem.case.casefile import Assertion, CaseFile
 from tandem.case.interaction import Interaction
 from tandem.case.legs import Assurance
-from tandem.money import format_money
+from tandem.flows.engine import FactEntry, FactView, FlowRun
+from tandem.knowledge.retrieval import TenantKnowledge
 from tandem.participants.protocol import ActionGate, Turn, Understanding
-from tandem.release.signals import Trigger
+from tandem.release.flows import Flow, FlowBook, load_tenant_flows
+from tandem.release.signals import STATUS_FACT, Trigger
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.records import CustomerRecord
 from tandem.world.world import Tenant, World
 
-# What each goal needs before the bot may serve it. General how-to answers need nobody's identity.
-NEEDS_VERIFICATION = frozenset(
-    {"balance", "card_declined", "fraud_hold", "dispute_charge", "lost_card", "travel_notice", "explain_bill",
-     "eligibility", "claim_status", "payment_plan", "reschedule"}
-)  # fmt: skip
-GOALS = NEEDS_VERIFICATION | {"reset_pin"}
 GOAL_LABELS = {
     "balance": "your balance",
     "card_declined": "your declined card",
@@ -44,8 +45,26 @@ GOAL_LABELS = {
     "payment_plan": "a payment plan",
     "reschedule": "rescheduling your appointment",
 }
+# An earlier proposal still on its way: proposing the same again would only duplicate it.
+PENDING_ACTION_STATUSES = frozenset({"proposed", "approved", "awaiting_approval", "started", "unknown"})
 CHALLENGES = {"bank": ("date_of_birth", "zip"), "health_plan": ("date_of_birth",)}
 MAX_CHALLENGE_ROUNDS = 3
+# Hand-back steps that mean "the person finished the work": the bot asks if there is anything else.
+WRAP_UP_STEPS = frozenset({"anything_else", "confirm_resolution", "wrap_up"})
+# Sentiment labels that bring a person at once, and how the handoff reason words them. Anger does too, the
+# second time (a first angry line gets the bot's best effort).
+HAND_OVER_ON = {
+    "distressed": "customer is distressed",
+    "vulnerable": "customer is vulnerable",
+    "wants_person": "customer wants a person",
+    "repeated_failure": "customer is being failed again",
+}
+
+
+@functools.cache
+def shipped_flows() -> Mapping[str, FlowBook]:
+    """The example tenants' flows, loaded (and validated) once per process."""
+    return load_tenant_flows()
 
 
 @dataclass
@@ -59,8 +78,7 @@ class _Work:
     learned: dict[str, Any] = field(default_factory=dict)
     record: CustomerRecord | None = None
     assurance: Assurance = Assurance.NONE
-    # Facts a live signal brought this turn: the records' copy of the same fact is then not written again.
-    signalled: set[str] = field(default_factory=set)
+    _facts: tuple[int, FactView] | None = None  # the view for the commands so far, by how many there were
 
     @property
     def epoch(self) -> int:
@@ -73,8 +91,6 @@ class _Work:
         self.out.append(cmd.Ask(name, text, purpose=purpose, needed_level=needed, epoch=self.epoch))
 
     def learn(self, name: str, value: Any, source: str, *, subject: str | None = None, **kw: Any) -> None:
-        if source.startswith("system:") and name in self.signalled:
-            return
         self.learned[name if subject is None else f"{name}[{subject}]"] = value
         self.out.append(cmd.Learn(name, value, source, subject=subject, **kw))
 
@@ -85,6 +101,33 @@ class _Work:
         fact = self.case.fact(name, self.turn.now, subject)
         return fact.value if fact is not None and fact.status == "known" else None
 
+    def facts(self) -> FactView:
+        """Every known fact of the case file as it stands after this turn's commands so far, by name (facts
+        about several subjects in the order they were learned: a signal's newest row first). Resolved by the
+        case file's own precedence: a hold an action released stays released whatever a lagging signal says."""
+        if self._facts is not None and self._facts[0] == len(self.out):
+            return self._facts[1]
+        casefile = self.turn.preview(self.out).case if self.turn.preview is not None else self._overlaid()
+        view: dict[str, list[FactEntry]] = {}
+        for fact in casefile.facts(self.turn.now):
+            if fact.status == "known" and fact.name != STATUS_FACT:
+                view.setdefault(fact.name, []).append(FactEntry(fact.subject, fact.value, fact.source))
+        self._facts = (len(self.out), view)
+        return view
+
+    def _overlaid(self) -> CaseFile:
+        """Without the conductor's preview (a participant driven on its own): this turn's facts laid over the
+        case's, as assertions of their own, so the case file's precedence still decides."""
+        casefile = CaseFile.from_snapshot(self.case.case.to_snapshot())
+        seq = self.case.version
+        for command in self.out:
+            if isinstance(command, cmd.Learn):
+                seq += 1
+                at = command.observed_at or self.turn.now
+                casefile.add(Assertion(command.name, command.value, command.source, command.confidence, at, seq,
+                                        subject=command.subject, verified=command.verified))  # fmt: skip
+        return casefile
+
     def handoff(self, queue: str, reason: str, next_step: str) -> None:
         if self.case.handoff is not None and self.case.handoff.is_open:
             return
@@ -94,7 +137,7 @@ class _Work:
 class SelfServiceBot:
     kind = "bot"
     model = "tandem-flows"
-    prompt_version = "self-service-1"
+    prompt_version = "self-service-2"
 
     def __init__(
         self,
@@ -102,15 +145,23 @@ class SelfServiceBot:
         understander: RuleUnderstander | None = None,
         activator: Activator | None = None,
         gate: ActionGate | None = None,
+        flows: Mapping[str, FlowBook] | None = None,
+        knowledge: TenantKnowledge | None = None,
     ) -> None:
         self.world = world
         self.understander = understander or RuleUnderstander({t.id: t.kind for t in world})
-        # With an activator, the enterprise data a goal needs arrives as live signals with provenance;
-        # without one (a bare test), the bot reads the example records.
+        # The enterprise data a flow needs arrives as live signals with provenance. Without an activator the
+        # flows cannot see any records: they say so politely and hand over to a person who can.
         self.activator = activator
         # With a policy gate the bot acts (releases a hold, opens a dispute) within what policy allows it;
         # without one it hands such work to a person. The conductor records the gate's decision either way.
         self.gate = gate
+        # Each tenant's flows, by tenant id (the shipped examples' by default).
+        self.flows = flows if flows is not None else shipped_flows()
+        self.knowledge = knowledge or TenantKnowledge()
+
+    def book(self, tenant_id: str) -> FlowBook | None:
+        return self.flows.get(tenant_id)
 
     async def decide(self, case: Interaction, turn: Turn) -> Sequence[cmd.Command]:
         if case.tenant_id not in self.world.tenants:
@@ -147,6 +198,8 @@ class SelfServiceBot:
         w.say(f"Hi{name}, this is {w.tenant.assistant}. How can I help you today?")
 
     async def _resume(self, w: _Work) -> None:
+        """A person handed the floor back naming a flow, a step and a goal: resume that flow at that step (its
+        verification still holds the customer to the level it needs), or ask if there is anything else."""
         data = w.turn.input.data
         name = f", {w.record.first_name}" if w.record else ""
         goal = data.get("goal")
@@ -154,13 +207,15 @@ class SelfServiceBot:
         opening = f"Thanks for waiting{name} — I'm back with you, and I have everything from your conversation."
         if goal:
             opening += f" Next: {goal}."
-        if step in ("anything_else", "confirm_resolution", "wrap_up"):
+        book = self.book(w.case.tenant_id)
+        named = str(data.get("flow") or "")
+        flow = None if book is None else book.get(named) or book.for_intent(named)
+        if step in WRAP_UP_STEPS or flow is None:
             w.say(f"{opening} Is there anything else I can help you with today?")
-        else:
-            goal_intent = data.get("flow")
-            w.say(opening)
-            if goal_intent in GOALS:
-                await self._serve(w, str(goal_intent), Understanding())
+            return
+        w.say(opening)
+        intent = named if named in flow.intents else flow.intents[0]
+        await self._run(w, flow, intent, "", start=step if flow.index(step) is not None else None)
 
     # -- a customer line -------------------------------------------------------------------------------
     async def _respond(self, w: _Work, u: Understanding) -> None:
@@ -173,12 +228,20 @@ class SelfServiceBot:
             w.say("Thanks for contacting us. Have a good day!")
             w.out.append(cmd.Close("resolved_by_self_service", epoch=w.epoch))
             return
-        if u.sentiment is not None and u.sentiment[1] in ("angry", "distressed", "vulnerable"):
+        if u.sentiment is not None and self._upset_enough(w, u.sentiment[1]):
             _score, label, reason = u.sentiment
-            if label != "angry" or self._was_upset_before(w):
-                self._hand_over(w, f"customer is {label} ({reason})", "Acknowledge how they feel, then resolve.")
-                return
-        goal = self._goal(w, u)
+            why = HAND_OVER_ON.get(label, f"customer is {label}")
+            self._hand_over(w, f"{why} ({reason})", "Acknowledge how they feel, then resolve.")
+            return
+        await self._choose(w, u)
+
+    async def _choose(self, w: _Work, u: Understanding) -> None:
+        """What to do about a customer line once the rails above let it through: here, the flow serving its
+        intent. A planner (``tandem.participants.flow_planner``) decides this step with a language model."""
+        await self._pursue(w, self._goal(w, u), u)
+
+    async def _pursue(self, w: _Work, goal: str | None, u: Understanding) -> None:
+        """Serve ``goal`` (an intent a flow serves), or say the request was not understood."""
         if self._handoff_open(w) and (goal is None or goal == w.known("reason")):
             # Queued: keep the customer company, note anything new for the person, never re-run the flow.
             w.say(
@@ -190,50 +253,72 @@ class SelfServiceBot:
             self._not_understood(w)
             return
         if w.known("reason") != goal:
+            top = u.intents[0] if u.intents else None
             w.learn("reason", goal, "customer", confidence=top[1] if top and top[0] == goal else 0.7)
         await self._serve(w, goal, u)
 
+    def _upset_enough(self, w: _Work, label: str) -> bool:
+        if label == "angry":
+            return self._was_upset_before(w)
+        if label == "repeated_failure" and self._answering_challenge(w):
+            # Correcting a date of birth looks like saying the same thing again; the challenge's own rounds
+            # decide when a person should take over.
+            return False
+        return label in HAND_OVER_ON
+
+    def _answering_challenge(self, w: _Work) -> bool:
+        last_customer = self._last_customer_seq(w)
+        return any(r.get("purpose") == "authentication" and r["seq"] > last_customer for r in w.case.requests)
+
     async def _serve(self, w: _Work, goal: str, u: Understanding) -> None:
-        if goal in NEEDS_VERIFICATION:
-            if w.record is None and not self._identify(w):
-                return
-            if w.assurance < Assurance.KNOWLEDGE_VERIFIED and not self._verify(w):
-                return
-        if self.activator is not None and w.record is not None:
-            await self._activate(w, goal)
-        serve = getattr(self, f"_serve_{goal}", None)
-        if serve is None:
+        book = self.book(w.case.tenant_id)
+        flow = book.for_intent(goal) if book is not None else None
+        if flow is None:
             self._hand_over(w, f"{GOAL_LABELS.get(goal, goal)} needs a person", "Help with the request.")
             return
-        serve(w, u)
+        # The customer answering a question a step of this flow asked: carry on from that step.
+        pending = self._pending_questions(w)
+        start = next((i for i, s in enumerate(flow.steps) if s.kind == "ask" and s.arg in pending), None)
+        await self._run(w, flow, goal, u.text, start=start)
 
-    async def _activate(self, w: _Work, goal: str) -> None:
-        """Pull the enterprise data this goal needs into the case file, within the signals' budgets. A slow
-        or failed source comes back as a status fact and the conversation goes on."""
-        assert self.activator is not None and w.record is not None
+    async def _run(self, w: _Work, flow: Flow, goal: str, text: str, *, start: str | int | None = None) -> None:
+        await FlowRun(flow, _FlowHost(self, w, goal, text)).run(start)
+
+    async def _fetch(self, w: _Work, intent: str) -> list[str] | None:
+        """Pull the enterprise data this intent needs into the case file, within the signals' budgets. The
+        signals that did not answer (timeout, failure) are returned; None when there is no data to ask."""
+        if self.activator is None or w.record is None:
+            return None
         learns = await self.activator.for_trigger(
             w.case.tenant_id,
-            Trigger.intent(goal, w.assurance),
+            Trigger.intent(intent, w.assurance),
             {"customer": w.record.id, "member": w.record.id},
             self.kind,
             interaction_id=w.case.interaction_id,
         )
+        missing: list[str] = []
         for learn in learns:
             w.out.append(replace(learn, epoch=w.epoch))
-            if learn.name != "signal_status":
-                w.signalled.add(learn.name)
+            if learn.name == STATUS_FACT:
+                if isinstance(learn.value, dict) and learn.value.get("status") not in ("ok", "skipped"):
+                    missing.append(str(learn.value.get("signal")))
+            else:
                 w.learned[learn.name if learn.subject is None else f"{learn.name}[{learn.subject}]"] = learn.value
+        return missing
 
     def _goal(self, w: _Work, u: Understanding) -> str | None:
+        book = self.book(w.case.tenant_id)
+        goals = book.intents if book is not None else frozenset()
         for name, confidence in u.intents:
-            if name in GOALS and confidence >= 0.5:
+            if name in goals and confidence >= 0.5:
                 return name
-        if u.intents and u.intents[0][0] == "affirm":
-            offered = w.known("offered_next")
-            if offered in GOALS:
-                return str(offered)
+        if u.intents and u.intents[0][0] == "affirm" and book is not None:
+            # "Yes" to what a flow offered (``say`` with ``offer``): start that flow.
+            offered = book.get(str(w.known("offered_next") or ""))
+            if offered is not None:
+                return offered.intents[0]
         reason = w.known("reason")
-        return str(reason) if reason in GOALS else None
+        return str(reason) if reason in goals else None
 
     def _not_understood(self, w: _Work) -> None:
         # Twice not understood in a row: a person, not a third guess.
@@ -269,10 +354,13 @@ class SelfServiceBot:
 
     def _pending_questions(self, w: _Work) -> set[str]:
         """What the floor asked since the customer last spoke: their words answer that."""
-        last_customer = max(
+        last_customer = self._last_customer_seq(w)
+        return {r["name"] for r in w.case.requests if r["seq"] > last_customer}
+
+    def _last_customer_seq(self, w: _Work) -> int:
+        return max(
             (ln.seq for ln in w.case.transcript if ln.speaker == "customer" and ln.seq < w.turn.input.seq), default=0
         )
-        return {r["name"] for r in w.case.requests if r["seq"] > last_customer}
 
     # -- identity and verification ---------------------------------------------------------------------
     def _identify(self, w: _Work) -> bool:
@@ -360,7 +448,16 @@ class SelfServiceBot:
     def _act(self, w: _Work, tool: str, args: dict[str, Any], reason: str) -> str | None:
         """Propose an action and say what policy will let happen: ``allow``, ``require_approval`` or
         ``deny`` (None when the bot has no gate and cannot act at all). The conductor asks the same gate
-        with the same case when it records the proposal, so what the bot says is what is recorded."""
+        with the same case when it records the proposal, so what the bot says is what is recorded.
+
+        The same request made earlier in the case is not proposed again (a customer back on another leg
+        must not get a second payment plan): ``done`` when it went through, ``pending`` while it is on its way."""
+        for action in w.case.actions.values():
+            if action["tool"] == tool and action["args"] == args:
+                if action["status"] == "succeeded":
+                    return "done"
+                if action["status"] in PENDING_ACTION_STATUSES:
+                    return "pending"
         if self.gate is None:
             return None
         case = w.turn.preview(w.out) if w.turn.preview is not None else w.case
@@ -384,7 +481,7 @@ class SelfServiceBot:
         }.get(tool, "That's done.")
         w.say(f"{done} Is there anything else I can help with?")
 
-    # -- serving goals ---------------------------------------------------------------------------------
+    # -- handing over ------------------------------------------------------------------------------------
     def _handoff_open(self, w: _Work) -> bool:
         return w.case.handoff is not None and w.case.handoff.is_open
 
@@ -402,205 +499,54 @@ class SelfServiceBot:
             "to repeat yourself. I'll stay with you until they join."
         )
 
-    def _serve_balance(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        accounts = w.record.details.get("accounts") or []
-        if not accounts:
-            w.say("I don't see a deposit account in your name, only cards.")
-            return
-        parts = []
-        for account in accounts:
-            subject = f"account:{account['id']}"
-            w.learn("balance", account["balance"], "system:core_banking", subject=subject)
-            parts.append(
-                f"your {account['kind']} account ending {account['id'][-4:]} has {format_money(account['balance'])}"
-            )
-        w.say(f"As of now, {'; '.join(parts)}. Anything else?")
 
-    def _serve_card_declined(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        details = w.record.details
-        declined = [t for t in details.get("transactions") or [] if t.get("status") == "declined"]
-        held = [c for c in details.get("cards") or [] if c.get("status") == "fraud_hold"]
-        if not declined and not held:
-            w.say(
-                "I don't see any declined payments or holds on your cards today. Could the merchant have had a problem?"
-            )
-            return
-        lines = []
-        for txn in declined:
-            subject = f"transaction:{txn['id']}"
-            decline = {
-                "merchant": txn["merchant"],
-                "amount": txn["amount"],
-                "date": txn["date"],
-                "reason": txn.get("decline_reason"),
-            }
-            w.learn("declined_payment", decline, "system:card_transactions", subject=subject)
-            lines.append(
-                f"your card ending {txn['card_last4']} was declined on {txn['date']} at {txn['merchant']} for "
-                f"{format_money(txn['amount'])} because of a {txn.get('decline_reason', 'decline')}"
-            )
-        for card in held:
-            subject = f"card:{card['last4']}"
-            hold = card.get("hold") or {}
-            w.learn("card_hold", {"status": "held", "reason": hold.get("reason")}, "system:cards", subject=subject)
-            w.learn("fraud_score", hold.get("fraud_score"), "system:fraud", subject=subject)
-            lines.append(f"the hold was placed after a {hold.get('reason', 'fraud alert')}")
-        notices = details.get("travel_notices") or []
-        w.learn("travel_notice", notices[0] if notices else "none on file", "system:cards")
-        if not notices:
-            lines.append("and there's no travel notice on file")
-        w.say(f"I found it: {', '.join(lines)}.")
-        if held:
-            card = held[0]
-            txn = declined[0] if declined else None
-            args = {"customer_id": w.record.id, "card_last4": card["last4"]}
-            if txn is not None:
-                args["amount"] = txn["amount"]
-            outcome = self._act(w, "release_fraud_hold", args, "verified customer confirmed the declined payment")
-            if outcome == "allow":
-                w.say("Since you've confirmed it's you, I'm releasing the hold now; I'll tell you here when it's done.")
-                return
-            reason = f"release fraud hold on card {card['last4']} (verified customer, foreign-transaction alert)"
-            if outcome == "require_approval":
-                reason = f"approve the proposed hold release on card {card['last4']}"
-            self._hand_over(
-                w,
-                reason,
-                "Confirm the Lisbon payment with the customer, release the hold and add a travel notice.",
-                queue="fraud",
-            )
+class _FlowHost:
+    """What a running flow may do, as this bot on this turn."""
 
-    _serve_fraud_hold = _serve_card_declined
+    def __init__(self, bot: SelfServiceBot, w: _Work, goal: str, text: str) -> None:
+        self.bot, self.w, self.goal, self.text = bot, w, goal, text
 
-    def _serve_dispute_charge(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        txns = [t for t in w.record.details.get("transactions") or [] if t.get("status") == "posted"]
-        amount = w.known("mentioned_amount")
-        text = (u.text or "").lower() + " " + str(w.known("disputed_charge_description") or "").lower()
-        match = [t for t in txns if (amount and t["amount"] == amount) or t["merchant"].lower() in text]
-        if not match:
-            w.ask("disputed_charge", "Which charge would you like to dispute? The merchant or the amount is enough.")
-            return
-        txn = match[0]
-        charge = {
-            "merchant": txn["merchant"],
-            "amount": txn["amount"],
-            "date": txn["date"],
-            "transaction_id": txn["id"],
-        }
-        w.learn("disputed_charge", charge, "system:card_transactions", subject=f"transaction:{txn['id']}")
-        w.say(
-            f"I've noted the {format_money(txn['amount'])} charge at {txn['merchant']} on {txn['date']}. "
-            "Opening a dispute of that size needs a specialist's approval."
-        )
-        args = {"customer_id": w.record.id, "transaction_id": txn["id"], "amount": txn["amount"],
-                "reason": "customer does not recognise the charge"}  # fmt: skip
-        outcome = self._act(w, "open_dispute", args, "customer disputes the charge")
-        if outcome == "allow":
-            w.say("I'm opening the dispute now; I'll confirm here in a moment.")
-            return
-        what = "approve the proposed dispute" if outcome == "require_approval" else "dispute"
-        self._hand_over(
-            w,
-            f"{what}: {format_money(txn['amount'])} at {txn['merchant']}",
-            "Review and approve the dispute." if outcome == "require_approval" else "Review and open the dispute.",
-            queue="disputes",
-        )
+    def facts(self) -> FactView:
+        return self.w.facts()
 
-    def _serve_lost_card(self, w: _Work, u: Understanding) -> None:
-        w.say("I'm sorry to hear that. A card specialist will block the card and send a replacement.")
-        self._hand_over(w, "lost card: block and reissue", "Block the card and order a replacement.", queue="cards")
+    def customer(self) -> dict[str, Any]:
+        record = self.w.record
+        if record is None:
+            return {}
+        return {"id": record.id, "first_name": record.first_name, "name": record.name}
 
-    def _serve_travel_notice(self, w: _Work, u: Understanding) -> None:
-        self._hand_over(w, "add a travel notice", "Add the travel notice with dates and countries.", queue="cards")
+    def pending(self, name: str) -> bool:
+        return name in self.bot._pending_questions(self.w)
 
-    def _serve_reset_pin(self, w: _Work, u: Understanding) -> None:
-        w.say(
-            "You can reset your PIN in the app under Cards → Reset PIN, or at any of our ATMs with your card. "
-            "For an online banking password, use 'Forgot password' on the sign-in page. Anything else?"
-        )
+    def asked(self, name: str) -> bool:
+        return any(r["name"] == name for r in self.w.case.requests)
 
-    def _serve_explain_bill(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        statements = w.record.details.get("statements") or []
-        if not statements:
-            w.say("You have no open balance on your statement. Anything else?")
-            return
-        statement = statements[0]
-        claim = next((c for c in w.record.details.get("claims") or [] if c["id"] == statement.get("claim_id")), None)
-        w.learn("statement_balance", statement["balance"], "system:billing")
-        sentence = f"Your statement balance is {format_money(statement['balance'])}"
-        if claim:
-            w.learn("claim_status", claim["status"], "system:claims", subject=f"claim:{claim['id']}")
-            for line in claim.get("lines") or []:
-                w.learn("claim_line", line, "system:claims", subject=f"claim:{claim['id']}")
-                sentence += (
-                    f", for {line['description']} on your {claim['visit_date']} visit (claim {claim['id']}): it was "
-                    f"{line['reason']}, so {format_money(line['patient_responsibility'])} is your responsibility"
-                )
-        w.say(sentence + ".")
-        if w.record.details.get("payment_plan_eligible"):
-            w.learn("payment_plan_eligible", True, "system:billing")
-            w.learn("offered_next", "payment_plan", "bot")
-            w.say("You're eligible for a payment plan. Would you like to set one up?")
+    async def verify(self, level: str) -> bool:
+        w = self.w
+        if w.record is None and not self.bot._identify(w):
+            return False
+        if level == "identified":
+            return True
+        return w.assurance >= Assurance.KNOWLEDGE_VERIFIED or self.bot._verify(w)
 
-    def _serve_claim_status(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        claims = w.record.details.get("claims") or []
-        if not claims:
-            w.say("I don't see any claims on file for you. Anything else?")
-            return
-        parts = []
-        for claim in claims:
-            w.learn("claim_status", claim["status"], "system:claims", subject=f"claim:{claim['id']}")
-            parts.append(f"claim {claim['id']} for your {claim['visit_date']} visit is {claim['status']}")
-        w.say(f"{'; '.join(parts).capitalize()}. Anything else?")
+    async def fetch(self, intent: str) -> list[str] | None:
+        return await self.bot._fetch(self.w, intent)
 
-    def _serve_eligibility(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        elig = w.record.details.get("eligibility") or {}
-        w.learn("coverage", elig, "system:eligibility")
-        plan = w.record.details.get("plan", "your plan")
-        if elig.get("status") == "eligible":
-            w.say(f"You're covered under {plan}, active since {elig.get('start')}. Anything else?")
-        else:
-            w.say(f"Your coverage under {plan} ended on {elig.get('end')}. Anything else I can help with?")
+    def say(self, text: str) -> None:
+        self.w.say(text)
 
-    def _serve_payment_plan(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        if not w.record.details.get("payment_plan_eligible"):
-            w.say("I'm sorry, your account isn't eligible for a payment plan right now.")
-            return
-        statements = w.record.details.get("statements") or []
-        total = format_money(statements[0]["balance"]) if statements else "your balance"
-        w.learn("payment_plan_eligible", True, "system:billing")
-        if statements:
-            args = {"member_id": w.record.id, "amount": statements[0]["balance"], "months": 3}
-            if self._act(w, "set_up_payment_plan", args, "eligible member asked for a payment plan") == "allow":
-                w.say(f"I'm setting up a 3-month payment plan for {total} now; I'll confirm here in a moment.")
-                return
-        self._hand_over(
-            w,
-            f"set up a payment plan for {total}",
-            "Set up the payment plan and confirm the first date.",
-            queue="billing",
-        )
+    def ask(self, name: str, text: str) -> None:
+        self.w.ask(name, text)
 
-    def _serve_reschedule(self, w: _Work, u: Understanding) -> None:
-        assert w.record is not None
-        appointments = w.record.details.get("appointments") or []
-        elig = w.record.details.get("eligibility") or {}
-        w.learn("coverage", elig, "system:eligibility")
-        for appt in appointments:
-            w.learn("appointment", appt, "system:scheduling", subject=f"appointment:{appt['id']}")
-        if appointments:
-            appt = appointments[0]
-            note = ""
-            if elig.get("status") != "eligible":
-                note = (
-                    f" Please note your coverage ended on {elig.get('end')}, which the scheduler will go over with you."
-                )
-            w.say(f"I see your appointment on {appt['date']} with {appt['provider']}.{note}")
-        self._hand_over(w, "reschedule an appointment", "Offer new appointment times.", queue="scheduling")
+    def learn(self, name: str, value: Any, source: str, subject: str | None = None) -> None:
+        self.w.learn(name, value, source, subject=subject)
+
+    def propose(self, tool: str, args: dict[str, Any], why: str) -> str | None:
+        return self.bot._act(self.w, tool, args, why)
+
+    def handoff(self, queue: str | None, reason: str, next_step: str) -> None:
+        self.bot._hand_over(self.w, reason, next_step, queue=queue)
+
+    def answer(self, query: str) -> str | None:
+        hit = self.bot.knowledge.answer(self.w.case.tenant_id, query)
+        return hit.passage.text.strip() if hit is not None else None

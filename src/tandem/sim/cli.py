@@ -18,7 +18,7 @@ from rich.table import Table
 from tandem.sim.evaluation import Evaluation, evaluate
 from tandem.sim.metrics import Rates
 from tandem.sim.scenario import ScenarioError, load_scenarios
-from tandem.sim.transport import open_api
+from tandem.sim.transport import open_deployment
 from tandem.world.world import World
 
 app = typer.Typer(help="The journey simulator.", no_args_is_help=True)
@@ -52,6 +52,9 @@ def eval_command(
     ai_per_min: Annotated[float, typer.Option(help="Dollars per minute of the bot or AI.")] = defaults.ai_per_min,
     human_per_min: Annotated[float, typer.Option(help="Dollars per minute of a person.")] = defaults.human_per_min,
     offer_wait_s: Annotated[float, typer.Option(help="Longest real wait for an offer to reach the agent.")] = 5.0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, help="Journeys played at once, each on its own deployment (not --url).")
+    ] = 4,
 ) -> None:
     """Run scenarios through Tandem (and a siloed baseline) and write a Markdown report with charts and JSON.
 
@@ -59,11 +62,17 @@ def eval_command(
     """
     world = World.load()
     try:
-        scenarios = load_scenarios(paths, [t.id for t in world])
+        scenarios = load_scenarios(paths, [t.id for t in world], _signals())
     except ScenarioError as exc:
         for problem in exc.problems:
             console.print(f"[red]{problem}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    late = [f"{item.path}: signals.late needs a deployment the simulator runs, not --url" for item in scenarios
+            if url and item.scenario.signals.late]  # fmt: skip
+    if late:
+        for problem in late:
+            console.print(f"[red]{problem}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     rates = Rates(customer_turn_s, agent_turn_s, queue_wait_s, ai_per_min, human_per_min)
     kinds = {t.id: t.kind for t in world}
     where = url or transport.value
@@ -74,10 +83,10 @@ def eval_command(
         def advance(label: str) -> None:
             progress.update(task, advance=1, description=label)
 
-        async with open_api(transport.value, world, url=url, admin_token=admin_token) as api:
+        async with open_deployment(transport.value, world, url=url, admin_token=admin_token) as deployment:
             return await evaluate(
-                scenarios, api, rates, kinds, transport=where, siloed=siloed, offer_wait_s=offer_wait_s,
-                progress=advance,
+                scenarios, deployment, rates, kinds, transport=where, siloed=siloed, offer_wait_s=offer_wait_s,
+                jobs=1 if url else jobs, progress=advance,
             )  # fmt: skip
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -85,12 +94,21 @@ def eval_command(
         evaluation = asyncio.run(run(progress))
     from tandem.sim.report import write_report  # matplotlib loads only when a report is written
 
-    command = "tandem eval " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else "tandem eval"
+    # `tandem eval ...` and `python -m tandem.sim ...` say the same command; only the former has "eval" in argv.
+    args = sys.argv[2:] if sys.argv[1:2] == ["eval"] else sys.argv[1:]
+    command = " ".join(["tandem eval", *(shlex.quote(a) for a in args)])
     written = write_report(evaluation, report, _portable(command))
     _print_summary(evaluation)
     console.print(f"report: {written[0]}  ·  summary: {report / 'summary.json'}")
     if not evaluation.passed:
         raise typer.Exit(1)
+
+
+def _signals() -> dict[str, list[str]]:
+    """The signals each tenant's release defines: what a scenario may make late."""
+    from tandem.release.signals import load_releases
+
+    return {tenant: sorted(release.signals) for tenant, release in load_releases().items()}
 
 
 def _portable(command: str) -> str:

@@ -1,18 +1,19 @@
-"""Running scenarios: each as Tandem plays it, then as a siloed bot-then-cold-transfer system would, on
-the same server, one after the other so that every figure is reproducible."""
+"""Running scenarios: each as Tandem plays it, and as a siloed bot-then-cold-transfer system would, each
+journey on a fresh deployment of its own so that every figure is reproducible."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tandem.sim.client import TandemApi
 from tandem.sim.expectations import check
 from tandem.sim.journey import Journey, JourneyResult, Mode
 from tandem.sim.metrics import Rates, Totals
 from tandem.sim.scenario import LoadedScenario, Scenario
+from tandem.sim.transport import Deployment
 
 
 @dataclass
@@ -79,26 +80,40 @@ class Evaluation:
 
 async def evaluate(
     scenarios: Sequence[LoadedScenario],
-    api: TandemApi,
+    deployment: Deployment,
     rates: Rates,
     tenant_kinds: Mapping[str, str],
     *,
     transport: str,
     siloed: bool = True,
     offer_wait_s: float = 5.0,
+    jobs: int = 1,
     progress: Callable[[str], None] | None = None,  # called after each journey, with its label
 ) -> Evaluation:
-    evaluation = Evaluation(rates, transport)
-    for item in scenarios:
-        s = item.scenario
+    """Each journey (Tandem's, then the siloed one) on a stage of its own: what one journey did to the
+    example systems never shows in another's, so ``jobs`` journeys may play at once and every figure stays
+    the same (time is simulated, and each stage has its own clock). Outcomes keep the scenarios' order."""
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    slots = asyncio.Semaphore(jobs)
+
+    async def play(s: Scenario, mode: Mode) -> JourneyResult:
         kind = tenant_kinds.get(s.tenant, "bank")
-        tandem = await Journey(api, s, "tandem", rates, kind, offer_wait_s).run()
+        async with slots, deployment.stage(s.tenant, s.signals.late) as stage:
+            result = await Journey(stage.api, s, mode, rates, kind, offer_wait_s, stage.ledgers).run()
         if progress:
-            progress(f"{s.name} (tandem)")
-        baseline = None
-        if siloed:
-            baseline = await Journey(api, s, "siloed", rates, kind, offer_wait_s).run()
-            if progress:
-                progress(f"{s.name} (siloed)")
-        evaluation.outcomes.append(Outcome(item.path, s, tandem, baseline, check(s.expect, tandem)))
+            progress(f"{s.name} ({mode})")
+        return result
+
+    async def both(s: Scenario) -> tuple[JourneyResult, JourneyResult | None]:
+        tandem = asyncio.ensure_future(play(s, "tandem"))
+        baseline = await play(s, "siloed") if siloed else None
+        return await tandem, baseline
+
+    played = await asyncio.gather(*(both(item.scenario) for item in scenarios))
+    evaluation = Evaluation(rates, transport)
+    for item, (tandem, baseline) in zip(scenarios, played, strict=True):
+        evaluation.outcomes.append(
+            Outcome(item.path, item.scenario, tandem, baseline, check(item.scenario.expect, tandem))
+        )
     return evaluation

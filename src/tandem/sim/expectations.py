@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tandem.sim import casefile
+from tandem.sim.casefile import Fact
 from tandem.sim.journey import JourneyResult
-from tandem.sim.scenario import Expect
+from tandem.sim.scenario import Actions, Expect, FactShown
 
 
 def check(expect: Expect, result: JourneyResult) -> list[str]:
@@ -46,13 +48,20 @@ def check(expect: Expect, result: JourneyResult) -> list[str]:
             if missing:
                 failures.append(f"handoff {i}: the card did not show {', '.join(missing)} as known")
     if expect.actions is not None:
-        executed = set(m.executed_actions)
-        for tool in expect.actions.executed:
-            if tool not in executed:
-                failures.append(f"action {tool} was not executed")
-        for tool in expect.actions.not_executed:
-            if tool in executed:
-                failures.append(f"action {tool} was executed")
+        failures += _actions(expect.actions, result)
+    for fact in expect.facts:
+        if not any(casefile.matches(fact, shown) for shown in result.facts):
+            failures.append(f"the case file did not show {casefile.describe(fact)}{_instead(fact, result.facts)}")
+    if expect.learned:
+        learned = casefile.learned(result.events)
+        for fact in expect.learned:
+            if not any(casefile.matches(fact, seen) for seen in learned):
+                failures.append(f"no fact {casefile.describe(fact)} was learned{_instead(fact, learned)}")
+    if expect.signals is not None:
+        for signal in expect.signals.ok:
+            want("signal " + signal, "ok", result.signals.get(signal, "not fetched"))
+        for signal in expect.signals.timed_out:
+            want("signal " + signal, "timeout", result.signals.get(signal, "not fetched"))
     seen = result.seen_text.lower()
     for phrase in expect.saw:
         if phrase.lower() not in seen:
@@ -61,3 +70,37 @@ def check(expect: Expect, result: JourneyResult) -> list[str]:
         if phrase.lower() in seen:
             failures.append(f"the customer saw {phrase!r}")
     return failures
+
+
+def _actions(expect: Actions, result: JourneyResult) -> list[str]:
+    failures: list[str] = []
+    executed = set(result.metrics.executed_actions)
+    for wanted in expect.executed:
+        tool = wanted.tool
+        if tool not in executed:
+            statuses = ", ".join(a.status for a in result.actions if a.tool == tool) or "never proposed"
+            failures.append(f"action {tool} was not executed ({statuses})")
+            continue
+        if wanted.approved_by is not None:
+            who = sorted({str(a.approved_by) for a in result.actions if a.tool == tool and a.status == "succeeded"})
+            if who != [wanted.approved_by]:
+                failures.append(f"action {tool}: expected approved by {wanted.approved_by}, got {', '.join(who)}")
+        if wanted.effects is not None:
+            if result.effects is None:
+                failures.append(f"action {tool}: the example systems' ledgers could not be read (a --url server?)")
+            else:
+                count = sum(1 for effect in result.effects if effect.tool == tool)
+                if count != wanted.effects:
+                    failures.append(f"action {tool}: expected {wanted.effects} ledger effect(s), got {count}")
+    for tool in expect.not_executed:
+        if tool in executed:
+            failures.append(f"action {tool} was executed")
+    return failures
+
+
+def _instead(want: FactShown, facts: list[Fact]) -> str:
+    """What there was under that name, so a failure says what went wrong, not only that something did."""
+    same = [f for f in facts if f.name == want.name and (want.subject is None or f.subject == want.subject)]
+    if not same:
+        return f" (no {want.name} at all)"
+    return " (" + "; ".join(f"{f.label} = {f.value!r} from {f.source}" for f in same[:3]) + ")"

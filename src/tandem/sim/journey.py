@@ -22,17 +22,25 @@ from typing import Any, Literal
 import httpx
 
 from tandem.case import events as ev
+from tandem.sim import casefile
+from tandem.sim.casefile import Fact
 from tandem.sim.client import ApiCallFailed, TandemApi
+from tandem.sim.effects import ActionTaken, Effect, LedgerUnreadable, actions_taken, count_effects
 from tandem.sim.metrics import Ledger, Metrics, Rates, action_outcomes, floor_path, policy_blocks
 from tandem.sim.questions import asked_facts, says_value
 from tandem.sim.repeats import FoundRepeat, JourneyLog, Seen, count_from_events, count_from_text
 from tandem.sim.scenario import FACT_OF_PERSONA, Agent, Leg, Line, Scenario
+from tandem.sim.transport import Ledgers
 
 Mode = Literal["tandem", "siloed"]
 MAX_STEPS = 200
 OPEN_HANDOFF = frozenset({"requested", "queued", "offered", "declined", "expired", "accepted"})
 UNRESOLVED = frozenset({"abandoned", "customer_left", "transferred_to_self_service"})
 IDENTITY_FACTS = frozenset({"customer_name", "phone", "member_id", "email", "account_id"})
+# Actions on their way to an outcome: allowed or approved, and not yet heard back from.
+IN_FLIGHT = frozenset({"proposed", "approved", "started"})
+# The longest real wait for actions to settle: the first call to an example system starts its process.
+SETTLE_WAIT_S = 30.0
 # How a trusted channel passes each of the persona's facts as the customer's identity.
 IDENTITY_FIELDS = {"phone": "phone", "email": "email", "name": "name", "member_id": "id"}
 
@@ -107,6 +115,12 @@ class JourneyResult:
     handoff_facts: list[list[str]]
     interactions: list[str]
     error: str | None = None
+    # The case file at the end (every interaction of the journey), the actions taken, and the effects the
+    # example systems' ledgers recorded (None when the ledgers could not be read: against --url).
+    facts: list[Fact] = field(default_factory=list)
+    actions: list[ActionTaken] = field(default_factory=list)
+    effects: list[Effect] | None = None
+    signals: dict[str, str] = field(default_factory=dict)
     # Every event the journey read (and, when siloed, the siloed person's requests): for inspection, not
     # for the report.
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -123,6 +137,10 @@ class JourneyResult:
             "repeats": [r.to_dict() for r in self.repeats],
             "handoff_facts": self.handoff_facts,
             "error": self.error,
+            "signals": self.signals,
+            "signal_facts": [f.to_dict() for f in casefile.from_signals(self.facts)],
+            "actions": [a.to_dict() for a in self.actions],
+            "effects": [e.to_dict() for e in self.effects] if self.effects is not None else None,
             "transcript": [line.to_dict() for line in self.transcript],
         }
 
@@ -135,6 +153,7 @@ class Journey:
     rates: Rates
     tenant_kind: str
     offer_wait_s: float = 5.0
+    ledgers: Ledgers | None = None
 
     log: JourneyLog = field(default_factory=JourneyLog)
     seen: list[Seen] = field(default_factory=list)
@@ -181,7 +200,10 @@ class Journey:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             await self._tidy()
-        return await self._result(error)
+        facts, effects = await self._evidence()
+        if isinstance(effects, str):
+            error, effects = error or effects, None
+        return await self._result(error, facts, effects)
 
     async def _open_leg(self, leg: Leg) -> None:
         self.leg, self.leg_no = leg, self.leg_no + 1
@@ -335,15 +357,8 @@ class Journey:
     # -- what the customer sees, and the log beside it ------------------------------------------------
     async def _observe(self) -> None:
         session = self.session
-        events = await self.api.events(session.interaction_id, after=session.after_seq)
-        if events:
-            session.after_seq = int(events[-1]["seq"])
-            self.log.extend(events)
-        for e in events:
-            if e["type"] == ev.FACT_REQUESTED:
-                self.asked.append(str(e["data"]["name"]))
-            elif e["type"] == ev.REPLY_SENT and e["data"].get("asks"):
-                self.asked.append(str(e["data"]["asks"]))
+        await self._read_events()
+        await self._settle()
         # The words come from the customer's own view of the conversation, as their screen shows it.
         view = await self.api.interaction(session.interaction_id, session.token)
         for line in view.get("transcript", []):
@@ -353,6 +368,42 @@ class Journey:
             if line["from"] != "customer" and line.get("text"):
                 self.seen.append(Seen(str(line["from"]), str(line["text"]), self.leg_no))
                 self.heard.append(str(line["text"]))
+
+    async def _read_events(self) -> None:
+        session = self.session
+        events = await self.api.events(session.interaction_id, after=session.after_seq)
+        if events:
+            session.after_seq = int(events[-1]["seq"])
+            self.log.extend(events)
+        for e in events:
+            if e["type"] == ev.FACT_REQUESTED:
+                self.asked.append(str(e["data"]["name"]))
+            elif e["type"] == ev.REPLY_SENT and e["data"].get("asks"):
+                self.asked.append(str(e["data"]["asks"]))
+
+    def _unsettled(self) -> list[str]:
+        """What the case is still busy with: actions on their way to an outcome, and inputs (an action's
+        outcome) the floor holder has not had its turn on yet."""
+        events = [e for e in self.log.events if e["interaction_id"] == self.session.interaction_id]
+        busy = [f"action {a.tool} ({a.status})" for a in actions_taken(events) if a.status in IN_FLIGHT]
+        handled = max((int(e["data"]["input_seq"]) for e in events if e["type"] == ev.TURN_COMPLETED), default=0)
+        busy += [f"{e['type']} #{e['seq']}" for e in events if e["seq"] > handled and ev.spec_of(e["type"]).is_input]
+        return busy
+
+    async def _settle(self) -> None:
+        """Wait, as a customer told "I'll tell you here when it's done" would, until the case has settled:
+        what happens next must not depend on how fast the worker was."""
+        if not self._unsettled():
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_WAIT_S
+        pause = 0.01
+        while busy := self._unsettled():
+            if loop.time() >= deadline:
+                raise JourneyStuck(f"still busy after {SETTLE_WAIT_S:g} s: {', '.join(busy)}")
+            await asyncio.sleep(pause)  # polling a state with a deadline, not waiting for time to pass
+            pause = min(pause * 2, 0.2)
+            await self._read_events()
 
     # -- the person ------------------------------------------------------------------------------------
     async def _seat_agent(self, agent: Agent) -> None:
@@ -513,7 +564,24 @@ class Journey:
         except (ApiCallFailed, httpx.HTTPError):
             pass  # tidying is best effort; the journey's own outcome is already decided
 
-    async def _result(self, error: str | None) -> JourneyResult:
+    async def _evidence(self) -> tuple[list[Fact], list[Effect] | str | None]:
+        """The case file each interaction ended with, and the example systems' ledgers."""
+        facts: list[Fact] = []
+        effects: list[Effect] | str | None = None
+        try:
+            for interaction_id in dict.fromkeys(s.interaction_id for s in self.sessions):
+                facts += casefile.shown(await self.api.interaction(interaction_id))
+            if self.ledgers is not None:
+                effects = await self.ledgers(self.scenario.tenant)
+        except (ApiCallFailed, httpx.HTTPError) as exc:
+            return facts, f"{type(exc).__name__}: {exc}"
+        except LedgerUnreadable as exc:
+            return facts, f"LedgerUnreadable: {exc}"
+        return facts, effects
+
+    async def _result(
+        self, error: str | None, facts: list[Fact] | None = None, effects: list[Effect] | None = None
+    ) -> JourneyResult:
         m = self.metrics
         events = self.log.events
         closes = [e for e in events if e["type"] == ev.INTERACTION_CLOSED]
@@ -544,6 +612,13 @@ class Journey:
         m.ai_s, m.human_s, m.queue_s = self.ledger.ai_s, self.ledger.human_s, self.ledger.queue_s
         m.handle_time_s = self.ledger.handle_time_s
         m.cost = self.ledger.cost
+        facts = facts or []
+        actions = actions_taken(events)
+        count_effects(actions, effects)
+        signals = casefile.signal_outcomes(casefile.learned(events))
+        m.signal_facts = len({f.label for f in casefile.from_signals(facts)})
+        m.signals_timed_out = sum(1 for status in signals.values() if status == "timeout")
+        m.effects = len(effects) if effects is not None else 0
         return JourneyResult(
             scenario=self.scenario.name,
             mode=self.mode,
@@ -554,4 +629,8 @@ class Journey:
             interactions=list(dict.fromkeys(s.interaction_id for s in self.sessions)),
             error=error,
             events=events,
+            facts=facts,
+            actions=actions,
+            effects=effects,
+            signals=signals,
         )

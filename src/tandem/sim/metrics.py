@@ -78,6 +78,9 @@ class Metrics:
     unauthorized_actions: int = 0
     handoff_path: list[str] = field(default_factory=list)
     executed_actions: list[str] = field(default_factory=list)
+    signal_facts: int = 0  # facts in the final case file that a signal brought
+    signals_timed_out: int = 0
+    effects: int = 0  # entries in the example systems' ledgers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +155,8 @@ class Totals:
     cost: float = 0.0
     policy_blocks: int = 0
     unauthorized_actions: int = 0
+    actions_executed: int = 0
+    effects: int = 0
 
     @property
     def containment(self) -> float:
@@ -175,6 +180,8 @@ class Totals:
         self.cost = round(self.cost + m.cost, 4)
         self.policy_blocks += m.policy_blocks
         self.unauthorized_actions += m.unauthorized_actions
+        self.actions_executed += len(m.executed_actions)
+        self.effects += m.effects
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cost": round(self.cost, 2), "containment": round(self.containment, 4)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +14,8 @@ matplotlib.use("Agg")  # files only: no display, the same output on every machin
 
 import matplotlib.pyplot as plt
 
+from tandem.sim import casefile
+from tandem.sim.effects import ActionTaken, Effect
 from tandem.sim.evaluation import Evaluation, Outcome
 from tandem.sim.metrics import Totals
 
@@ -71,6 +75,8 @@ def _totals_rows(t: Totals, s: Totals | None) -> list[str]:
         row("cost", _money(t.cost), _money(s.cost) if s else None),
         row("policy blocks", str(t.policy_blocks), str(s.policy_blocks) if s else None),
         row("unauthorized actions", str(t.unauthorized_actions), str(s.unauthorized_actions) if s else None),
+        row("actions executed", str(t.actions_executed), str(s.actions_executed) if s else None),
+        row("effects in the example systems' ledgers", str(t.effects), str(s.effects) if s else None),
     ]  # fmt: skip
 
 
@@ -99,7 +105,8 @@ def markdown(evaluation: Evaluation, command: str) -> str:
     out = [
         "# Journey simulator — evaluation report",
         "",
-        f"Produced by `{command}` (transport: {evaluation.transport}). Every figure comes from simulated",
+        f"Produced by `{command}` (transport: {evaluation.transport}; self-service: {_self_service()}). "
+        "Every figure comes from simulated",
         "customers and agents working through Tandem's HTTP API; time is simulated, not measured, so a rerun",
         "gives the same numbers. Definitions are in [docs/simulator.md](../simulator.md).",
         "",
@@ -135,6 +142,7 @@ def markdown(evaluation: Evaluation, command: str) -> str:
         *(_scenario_row(o) for o in evaluation.outcomes),
         "",
     ]
+    out += _signals_and_actions(evaluation)
     if failed:
         out += ["## Failed expectations", ""]
         for o in failed:
@@ -162,9 +170,61 @@ def _provoked_note(evaluation: Evaluation) -> list[str]:
     ]
 
 
+def _signals_and_actions(evaluation: Evaluation) -> list[str]:
+    rows = [o for o in evaluation.outcomes if o.tandem.signals or o.tandem.actions]
+    if not rows:
+        return []
+    out = [
+        "## Signals and actions",
+        "",
+        "What Tandem's run of each scenario fetched and did: signals fetched (and how many timed out), the facts",
+        "they left in the final case file, the actions proposed and who let them run (*policy* when allowed",
+        "outright), and the effects each example system recorded in its own ledger, one per idempotency key.",
+        "Every journey starts with fresh example systems, so a count of 1 is exactly once.",
+        "",
+        "| scenario | signals (timed out) | signal facts in the case file | actions | ledger effects |",
+        "|---|---|---|---|---|",
+    ]
+    for o in rows:
+        t = o.tandem
+        timed_out = sum(1 for status in t.signals.values() if status == "timeout")
+        facts = sorted({f.label for f in casefile.from_signals(t.facts)})
+        effects = "unread" if t.effects is None else _effects(t.effects) or "none"
+        out.append(
+            f"| {o.scenario.name} | {len(t.signals)} ({timed_out}) | {', '.join(facts) or '—'} | "
+            f"{'; '.join(_action(a) for a in t.actions) or '—'} | {effects} |"
+        )
+    return [*out, ""]
+
+
+def _action(a: ActionTaken) -> str:
+    return f"{a.tool}: {_outcome(a)}"
+
+
+def _outcome(a: ActionTaken) -> str:
+    if not a.approved_by or a.status in ("awaiting", "denied"):
+        return a.status
+    who = "allowed by policy" if a.approved_by == "policy" else f"approved by {a.approved_by}"
+    return f"{a.status} ({who})"
+
+
+def _effects(effects: Sequence[Effect]) -> str:
+    counts = Counter(f"{e.server}.{e.mcp_tool}" + ("" if e.status == "applied" else f" ({e.status})") for e in effects)
+    return ", ".join(f"{name} ×{n}" for name, n in sorted(counts.items()))
+
+
 def _journey_section(o: Outcome) -> list[str]:
     t = o.tandem
     out = [f"### {o.scenario.name} — {o.scenario.title}", ""]
+    if t.signals:
+        fetched = ", ".join(f"{name} {status}" for name, status in t.signals.items())
+        out.append(f"- signals: {fetched}")
+    for fact in sorted(casefile.from_signals(t.facts), key=lambda f: f.label):
+        out.append(f"- signal fact: {fact.label} = `{_short(fact.value)}` ({fact.source})")
+    for a in t.actions:
+        effects = "" if a.effects is None else f"; {a.effects} ledger effect(s)"
+        rule = f" (rule {a.rule})" if a.rule else ""
+        out.append(f"- action {a.tool}: {a.decision}{rule} → {_outcome(a)}{effects}")
     if t.handoff_facts:
         for i, facts in enumerate(t.handoff_facts, start=1):
             out.append(f"- handoff {i}: the card showed {', '.join(facts) or 'nothing'} as known")
@@ -179,6 +239,11 @@ def _journey_section(o: Outcome) -> list[str]:
         out.append(f"- *{line.speaker}* (leg {line.leg}): {text}")
     out += ["", "</details>", ""]
     return out
+
+
+def _short(value: object, limit: int = 90) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- charts -----------------------------------------------------------------------------------------------
@@ -269,3 +334,10 @@ def _time_chart(evaluation: Evaluation, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _self_service() -> str:
+    """Which self-service participant played the journeys: the in-process runtime reads ``TANDEM_LLM`` as the
+    demo does (a server given with ``--url`` chose its own, from its own environment)."""
+    spec = os.environ.get("TANDEM_LLM", "").strip()
+    return f"the flow planner with model `{spec}`" if spec else "the bot choosing flows by intent"

@@ -6,7 +6,7 @@ pydantic, and any error is reported as ``file:line: message`` pointing at the of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -173,9 +173,43 @@ class RepeatBounds(_Model):
     text: int | None = Field(default=None, ge=0)
 
 
+class FactShown(_Model):
+    """A fact the case file must show (or must have learned). Only what is given is compared: ``source``
+    ``signal`` matches any signal (``signal:card_holds``), ``action`` any action's result; a mapping ``value``
+    matches when each of its keys matches."""
+
+    name: str = Field(min_length=1)
+    subject: str | None = None
+    source: str | None = None
+    value: Any = None
+    status: Literal["known", "conflicted", "stale"] | None = None
+
+
+class SignalsExpected(_Model):
+    """How the journey's signal fetches went, by signal name (the ``signal_status`` facts)."""
+
+    ok: list[str] = Field(default_factory=list)
+    timed_out: list[str] = Field(default_factory=list)
+
+
+class ActionExpected(_Model):
+    tool: str = Field(min_length=1)
+    # Who let it run: policy (allowed outright, no person), or the agent or supervisor who approved it.
+    approved_by: Literal["policy", "agent", "supervisor"] | None = None
+    # Entries for this tool in the example system's own ledger: 1 is exactly once.
+    effects: int | None = Field(default=None, ge=0)
+
+
 class Actions(_Model):
-    executed: list[str] = Field(default_factory=list)
+    executed: list[ActionExpected] = Field(default_factory=list)
     not_executed: list[str] = Field(default_factory=list)
+
+    @field_validator("executed", mode="before")
+    @classmethod
+    def _plain_tools(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"tool": item} if isinstance(item, str) else item for item in value]
+        return value
 
 
 class Expect(_Model):
@@ -192,10 +226,22 @@ class Expect(_Model):
     legs: int | None = Field(default=None, ge=1)
     continued: bool | None = None
     actions: Actions | None = None
+    # The case file at the end: each must match a fact it shows.
+    facts: list[FactShown] = Field(default_factory=list)
+    # Facts learned at any point (from the log), even if a later fact has superseded them since.
+    learned: list[FactShown] = Field(default_factory=list)
+    signals: SignalsExpected | None = None
     policy_blocks: int | None = Field(default=None, ge=0)
     unauthorized_actions: int | None = Field(default=0, ge=0)
     saw: list[str] = Field(default_factory=list, description="phrases the customer must have seen")
     never_saw: list[str] = Field(default_factory=list, description="phrases the customer must not have seen")
+
+
+class Signals(_Model):
+    """How the enterprise data behaves in this scenario."""
+
+    # Signals whose source answers only after their budget has run out: the fetch times out.
+    late: list[str] = Field(default_factory=list)
 
 
 class Scenario(_Model):
@@ -204,6 +250,7 @@ class Scenario(_Model):
     tenant: str
     persona: Persona
     agent: Agent | None = None
+    signals: Signals = Field(default_factory=lambda: Signals())
     expect: Expect = Field(default_factory=lambda: Expect())
     tags: list[str] = Field(default_factory=list)
 
@@ -268,7 +315,10 @@ def _message(error: Any) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
-def parse_scenario(text: str, path: Path, tenants: Iterable[str] | None = None) -> Scenario:
+def parse_scenario(
+    text: str, path: Path, tenants: Iterable[str] | None = None, signals: Mapping[str, Iterable[str]] | None = None
+) -> Scenario:
+    """``tenants`` and ``signals`` (tenant -> signal names), when given, are what the scenario may name."""
     try:
         root = yaml.compose(text)
     except yaml.MarkedYAMLError as exc:
@@ -291,11 +341,22 @@ def parse_scenario(text: str, path: Path, tenants: Iterable[str] | None = None) 
     if known and scenario.tenant not in known:
         line = _locate(root, ["tenant"])
         raise ScenarioError([f"{path}:{line}: unknown tenant {scenario.tenant!r}; known: {', '.join(known)}"])
+    if signals is not None:
+        offered = set(signals.get(scenario.tenant, ()))
+        for i, name in enumerate(scenario.signals.late):
+            if name not in offered:
+                line = _locate(root, ["signals", "late", i])
+                raise ScenarioError(
+                    [f"{path}:{line}: signals.late: tenant {scenario.tenant} has no signal {name!r}; "
+                     f"known: {', '.join(sorted(offered)) or 'none'}"]
+                )  # fmt: skip
     return scenario
 
 
-def load_scenario(path: Path, tenants: Iterable[str] | None = None) -> LoadedScenario:
-    return LoadedScenario(path, parse_scenario(path.read_text(encoding="utf-8"), path, tenants))
+def load_scenario(
+    path: Path, tenants: Iterable[str] | None = None, signals: Mapping[str, Iterable[str]] | None = None
+) -> LoadedScenario:
+    return LoadedScenario(path, parse_scenario(path.read_text(encoding="utf-8"), path, tenants, signals))
 
 
 def scenario_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -306,7 +367,9 @@ def scenario_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def load_scenarios(paths: Iterable[Path], tenants: Iterable[str] | None = None) -> list[LoadedScenario]:
+def load_scenarios(
+    paths: Iterable[Path], tenants: Iterable[str] | None = None, signals: Mapping[str, Iterable[str]] | None = None
+) -> list[LoadedScenario]:
     """Load every scenario under ``paths`` (files or directories); report every problem at once."""
     paths = list(paths)
     tenants = list(tenants or ())
@@ -318,7 +381,7 @@ def load_scenarios(paths: Iterable[Path], tenants: Iterable[str] | None = None) 
             problems.append(f"{path}:1: no such file")
             continue
         try:
-            item = load_scenario(path, tenants)
+            item = load_scenario(path, tenants, signals)
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
