@@ -90,3 +90,28 @@ def test_each_tenant_answers_from_its_own_articles() -> None:
     assert bank is not None and bank.passage.source == "travel-notices.md"
     assert health is not None and health.passage.source == "claim-denials-and-appeals.md"
     assert library.answer("nobody", "anything") is None
+
+
+def test_a_passage_titled_with_the_asked_product_outranks_one_that_only_mentions_it() -> None:
+    from tandem.knowledge.articles import Passage
+
+    about = Passage("silver.md", "Silver Rewards Card: getting started", None, "Apply online; approval takes a day.")
+    mention = Passage(
+        "compare.md",
+        "Choosing a card",
+        None,
+        "The silver rewards card, the gold card and the bronze card differ in fees; the silver rewards card "
+        "suits most people, and the silver rewards card has no annual fee.",
+    )
+    filler = [Passage(f"f{i}.md", f"Topic {i}", None, f"unrelated words about branch hours {i}") for i in range(8)]
+    plain = KnowledgeBase([mention, about, *filler], title_weight=1)
+    weighted = KnowledgeBase([mention, about, *filler])
+    assert plain.search("silver rewards card", 1)[0].passage.source == "compare.md"
+    assert weighted.search("silver rewards card", 1)[0].passage.source == "silver.md"
+
+
+@pytest.mark.parametrize("bad", [{"title_weight": 0}, {"k1": 0.0}, {"b": 1.5}])
+def test_bm25_parameters_out_of_range_are_refused_with_the_values_named(bad: dict[str, float]) -> None:
+    passages = read_articles(ARTICLES["bank"])
+    with pytest.raises(ValueError, match="BM25 needs"):
+        KnowledgeBase(passages, **bad)  # type: ignore[arg-type]

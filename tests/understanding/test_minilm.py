@@ -28,3 +28,16 @@ def test_with_minilm_the_understander_still_trains_from_the_examples_and_answers
     again.embedder = u.embedder  # the loaded MiniLM, rather than loading it a second time
     again.model_for("bank")
     assert len(list((tmp_path / "nlu").glob("*.pkl"))) == 1
+
+
+def test_the_traced_int8_graph_gives_the_same_vectors_as_the_eager_model() -> None:
+    import numpy as np
+
+    minilm = embeddings.MiniLM()
+    texts = ["hi", "", "my card was declined at the shop yesterday and I do not know why", "card " * 400]
+    traced = minilm.encode(texts)
+    assert minilm._graph is not None, "tracing failed: live turns would run the slower eager path"
+    minilm._graph = None
+    eager = minilm.encode(texts)
+    np.testing.assert_allclose(traced, eager, atol=1e-5)
+    assert np.allclose(np.linalg.norm(traced, axis=1), 1.0, atol=1e-5)

@@ -1,5 +1,8 @@
-"""Sentiment and escalation cues measured on labelled sets: one written beside the cue lists, and a hold-out
-written afterwards in other words and not used to change them (its lower floor is the honest figure)."""
+"""Sentiment and escalation cues measured on labelled sets: one written beside the cue lists (and grown with
+them), and two hold-outs never used to change them. The first hold-out was written after the first cue
+lists, in other words; the second before the cue lists were last widened (anger, distress, vulnerability,
+asking for a person, repeated failure), and scored 0.425 on the rules of that time. Their floors sit below
+what the rules measure (0.90 and 0.90), so a real regression fails and one changed tie does not."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from tandem.case.interaction import Interaction, Line
 from tandem.understanding.sentiment import ESCALATING, assess, assess_text
 
 DATA = Path(__file__).parent / "data"
-ACCURACY_FLOOR = {"sentiment.jsonl": 0.95, "sentiment_holdout.jsonl": 0.7}
+ACCURACY_FLOOR = {"sentiment.jsonl": 0.95, "sentiment_holdout.jsonl": 0.85, "sentiment_holdout_2.jsonl": 0.85}
 
 
 @pytest.mark.parametrize("name", sorted(ACCURACY_FLOOR))

@@ -38,13 +38,15 @@ class MiniLM:
     about 8 ms on one CPU core instead of about 18 ms, at a cosine of about 0.95 to the float model.
     Dynamic quantisation scales activations per batch, so a text's vector would depend on the texts batched
     with it; every text is therefore embedded on its own, exactly as a live utterance is, and training and
-    live turns see the same vector for the same words.
+    live turns see the same vector for the same words. The quantised model runs as a frozen TorchScript
+    graph (see ``_trace``), which takes about half the eager time for the same vector.
     """
 
     def __init__(self, *, quantized: bool = True) -> None:
         self.quantized = quantized
         self.name = f"{MODEL_NAME}{'-int8-single' if quantized else ''}"
         self._model: Any = None
+        self._graph: Any = None  # the quantised transformer traced and frozen (see _trace); None: run eagerly
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -67,6 +69,8 @@ class MiniLM:
                     warnings.simplefilter("ignore")
                     model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
             model.eval()
+            if self.quantized:
+                self._graph = _trace(model, torch)
             self._model = model
             return model
 
@@ -90,13 +94,46 @@ class MiniLM:
                 )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), DIMENSIONS)
 
-    @staticmethod
-    def _one(model: Any, torch: Any, text: str) -> Any:
+    def _one(self, model: Any, torch: Any, text: str) -> Any:
         """One text through the transformer, mean-pooled and normalised as all-MiniLM-L6-v2's own pipeline
-        does, without sentence-transformers' per-call batching overhead (about two thirds of the time)."""
+        does, without sentence-transformers' per-call batching overhead (about two thirds of the time).
+
+        One unpadded text has no masked position, so the attention mask is all ones and the mean runs over
+        every token: the traced graph takes the token ids alone and gives the same vector as the eager model.
+        """
         with torch.inference_mode():
             encoded = model.tokenizer([text], return_tensors="pt", truncation=True, max_length=model.max_seq_length)
+            if self._graph is not None:
+                hidden = self._graph(encoded["input_ids"])
+                return torch.nn.functional.normalize(hidden.mean(dim=1), dim=1)[0].numpy()
             hidden = model[0].auto_model(**encoded).last_hidden_state
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=1)[0].numpy()
+
+
+def _trace(model: Any, torch: Any) -> Any:
+    """The quantised transformer as a frozen TorchScript graph over token ids, or None where tracing fails.
+
+    Most of a short utterance's time in eager mode goes to Python dispatch between the layers rather than to
+    arithmetic: the frozen graph runs the same int8 kernels in about half the time (bench/nlu.py measures
+    it). Sequence length stays dynamic: nothing in BERT's forward branches on it once no mask is passed.
+    """
+
+    class TokenIds(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self, transformer: Any) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.transformer(input_ids=input_ids, return_dict=False)[0]
+
+    example = model.tokenizer(["a short example utterance"], return_tensors="pt")["input_ids"]
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # TracerWarnings about Python values read during the trace
+            traced = torch.jit.trace(TokenIds(model[0].auto_model).eval(), (example,), check_trace=False)
+            return torch.jit.freeze(traced)
+    except (RuntimeError, torch.jit.Error):
+        # A transformers release whose forward cannot be traced: the eager path gives the same vectors.
+        return None
