@@ -13,9 +13,12 @@ lakehouse takes two minutes the first time, later runs reuse it). In one run it 
   them (DuckDB views over the Parquet files), Delta tables through deltalake in both; and in PostgreSQL
   (``TANDEM_BENCH_PG_DSN``, default ``postgresql://postgres@127.0.0.1:5432/test``; the tables copied in with
   their key columns indexed, in schemas of their own dropped at the end; "not run" when unreachable);
+* the DuckDB file also with batching off (each lookup its own statement), and batched against unbatched with
+  their rounds of 50 alternating and the budgets lifted: what batching concurrent lookups saves, in-run;
 * warm: p50 / p95 of one interaction at a time, and of 50 interactions fetching at once (each latency
-  includes the queueing); cold: the first fetch in a fresh process, the OS page cache dropped when the run
-  may (``/proc/sys/vm/drop_caches`` needs root and a writable /proc/sys);
+  includes the queueing), with the release's budgets and with them lifted; cold: the first fetch in a fresh
+  process, the OS page cache dropped when the run may (``/proc/sys/vm/drop_caches`` needs root and a writable
+  /proc/sys);
 * a naive full scan: each signal's table read whole from the same files (pyarrow, deltalake) and filtered by
   key, as a script without a query engine would;
 * the anchor: a DuckDB point lookup in a 5-million-row table, p50, in the same run.
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +94,7 @@ SETS: dict[str, tuple[str, str, str]] = {
 }
 GOAL_P95_1_MS = 25.0  # at 10M rows, one interaction, warm
 GOAL_P95_50_MS = 100.0  # at 10M rows, 50 interactions at once, warm
+UNBATCHED = "duckdb_file_unbatched"  # the same file, each lookup its own statement: what batching saves, in-run
 ANCHOR_ROWS = 5_000_000
 ANCHOR_P50_RANGE = "1–2 ms"
 
@@ -132,11 +137,11 @@ async def open_activator(data: Path, mode: str) -> Activator:
         for tenant in releases:
             options = {"dsn": PG_DSN, "schema": pg_schema(tenant, data), "pool_size": 20}
             sources[tenant] = {"lakehouse": await PostgresSource.open("lakehouse", options)}
-    if mode == "duckdb_file":
+    if mode in ("duckdb_file", UNBATCHED):
         for tenant, release in releases.items():
             # Big tables from DuckDB's own file; Delta tables still through deltalake, as the release says.
             delta = {t: spec for t, spec in release.sources["lakehouse"].options["tables"].items() if "delta" in spec}
-            options = {"database": f"{tenant}/lakehouse.duckdb", "tables": delta}
+            options = {"database": f"{tenant}/lakehouse.duckdb", "tables": delta, "batch": mode != UNBATCHED}
             sources[tenant] = {"lakehouse": await DuckDBSource.open("lakehouse", options, data)}
     return await Activator.open(releases, data, clock=ManualClock(BUSINESS_MORNING), sources=sources)
 
@@ -204,6 +209,7 @@ async def warm(activator: Activator, data: Path, name: str, samples: int, concur
     latencies: list[float] = []
     timeouts = failures = late_sets = 0
     rounds = max(1, samples // concurrency)
+    counted = _counts(activator, tenant)
     cpu_started = time.process_time()
     for _ in range(rounds):
         keys = keys_for(data, kind, concurrency, rng)
@@ -214,10 +220,14 @@ async def warm(activator: Activator, data: Path, name: str, samples: int, concur
             timeouts += late
             late_sets += 1 if late else 0
             failures += sum(1 for r in activation.reports if r.status == "failed")
+    lookups, statements = (now - before for now, before in zip(_counts(activator, tenant), counted, strict=True))
     return {
         "samples": len(latencies),
         "p50_ms": pct(latencies, 50),
         "p95_ms": pct(latencies, 95),
+        # DuckDB only: lookups run and the statements that answered them (fewer when batched)
+        "lookups": lookups,
+        "statements": statements,
         # this process's CPU (DuckDB's threads included; a PostgreSQL server's own CPU is not) per set
         "cpu_ms_per_set": (time.process_time() - cpu_started) * 1000 / len(latencies),
         "max_ms": max(latencies),
@@ -226,6 +236,53 @@ async def warm(activator: Activator, data: Path, name: str, samples: int, concur
         "sets_with_timeout": late_sets,
         "failures": failures,
     }
+
+
+async def interleaved(data: Path, rounds: int) -> dict[str, Any]:
+    """Batched against unbatched over the same file, 50 sets at once with the budgets lifted, their rounds
+    alternating: on a machine whose load changes by the minute, the fair way to compare them."""
+    pair = {"batched": await open_activator(data, "duckdb_file"), "unbatched": await open_activator(data, UNBATCHED)}
+    lifted = {label: unbounded(activator) for label, activator in pair.items()}
+    out: dict[str, Any] = {}
+    try:
+        for name in SETS:
+            tenant, intent, kind = SETS[name]
+            trigger = Trigger.intent(intent, VERIFIED)
+            rng = random.Random(f"interleaved-{name}")
+            latencies: dict[str, list[float]] = {label: [] for label in lifted}
+            cpu = dict.fromkeys(lifted, 0.0)
+            for round_ in range(rounds + 1):  # the first round of each warms up and is not counted
+                for label, activator in lifted.items():
+                    keys = keys_for(data, kind, 50, rng)
+                    started = time.process_time()
+                    sets = await asyncio.gather(*(activator.activate(tenant, trigger, {kind: k}, "bot") for k in keys))
+                    if round_:
+                        cpu[label] += time.process_time() - started
+                        latencies[label] += [a.ms for a in sets]
+            out[name] = {
+                label: {"p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "cpu_ms_per_set": cpu[label] * 1000 / len(ms)}
+                for label, ms in latencies.items()
+            }
+    finally:
+        for activator in pair.values():
+            await activator.close()
+    return out
+
+
+def unbounded(activator: Activator) -> Activator:
+    """The same sources with every signal's budget lifted to a minute (not closed: ``activator`` owns them)."""
+    releases = {
+        tenant: replace(r, signals={n: replace(sig, budget_ms=60_000) for n, sig in r.signals.items()})
+        for tenant, r in activator.releases.items()
+    }
+    return Activator(releases, activator.sources, clock=activator.clock)
+
+
+def _counts(activator: Activator, tenant: str) -> tuple[int, int]:
+    source = activator.sources[tenant]["lakehouse"]
+    if isinstance(source, DuckDBSource):
+        return source.lookups, source.statements
+    return 0, 0
 
 
 def drop_caches() -> str | None:
@@ -330,7 +387,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "deltalake": deltalake.__version__,
             "load_average_at_start": os.getloadavg()[0],
         },
-        "settings": {"samples_1": args.samples, "samples_50": args.samples_50, "cold": args.cold, "seed": SEED},
+        "settings": {
+            "samples_1": args.samples,
+            "samples_50": args.samples_50,
+            "cold": args.cold,
+            "seed": SEED,
+            "interleaved_rounds": args.interleaved_rounds,
+        },
         "anchor": anchor(),
         "scales": {},
     }
@@ -341,7 +404,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             data = ensure_data(scale, progress)
         manifest = read_manifest(data) or {}
         entry: dict[str, Any] = {"data": str(data), "rows": manifest.get("rows", {}), "modes": {}}
-        await measure_modes(args, data, scale, entry, ("duckdb_file", "parquet"))
+        await measure_modes(args, data, scale, entry, ("duckdb_file", UNBATCHED, "parquet"))
+        console.print(f"scale {scale:g}: batched and unbatched, rounds interleaved")
+        entry["interleaved"] = await interleaved(data, args.interleaved_rounds)
         # PostgreSQL last, so that its bulk load and vacuum never share the CPU with the DuckDB cases.
         with Progress(*columns, console=console) as progress:
             loaded = time.perf_counter()
@@ -372,10 +437,14 @@ async def measure_modes(
                 figures[name] = {
                     "warm_1": await warm(activator, data, name, args.samples, 1),
                     "warm_50": await warm(activator, data, name, args.samples_50, 50),
+                    # Budgets lifted: what 50 sets at once cost when none is cut short (the work, not the cliff).
+                    "unbounded_50": await warm(unbounded(activator), data, name, args.samples_unbounded, 50),
                 }
         finally:
             await activator.close()
         for name in SETS:
+            if mode == UNBATCHED:  # a first fetch is alone: batching cannot change it
+                continue
             console.print(f"scale {scale:g}, {mode}, {name}: cold")
             figures[name]["cold"] = cold(data, mode, name, args.cold)
         entry["modes"][mode] = figures
@@ -396,12 +465,21 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
                 warm_ = figures[f"warm_{conc}"]
                 late = warm_["sets_with_timeout"]
                 extra = f"; {late} of {warm_['samples']} sets had a signal time out" if late else ""
+                peer = f"{anchor_note}; naive full scan p50 {naive_p50:,.0f} ms"
+                if mode == "duckdb_file" and conc == 50 and UNBATCHED in modes:
+                    single = modes[UNBATCHED][name]["warm_50"]
+                    peer += (
+                        f"; unbatched (a statement per lookup), same run: p95 {single['p95_ms']:.1f} ms "
+                        f"(p50 {single['p50_ms']:.1f}), {single['sets_with_timeout']} sets late; budgets lifted: p95 "
+                        f"{figures['unbounded_50']['p95_ms']:.1f} ms batched, "
+                        f"{modes[UNBATCHED][name]['unbounded_50']['p95_ms']:.1f} ms unbatched"
+                    )
                 rows.append({
                     "figure": f"{name} set, {mode}, {float(top) * 1_000_000:,.0f} card txns, {conc} concurrent, "
                               "warm, p95",
                     "value": f"{warm_['p95_ms']:.1f} ms (p50 {warm_['p50_ms']:.1f}){extra}",
                     "goal": f"≤ {goal:g} ms",
-                    "anchor": f"{anchor_note}; naive full scan p50 {naive_p50:,.0f} ms",
+                    "anchor": peer,
                     "met": warm_["p95_ms"] <= goal,
                 })  # fmt: skip
     return rows
@@ -413,7 +491,9 @@ def _met(met: bool | None) -> str:
 
 def section(r: dict[str, Any]) -> str:
     m = r["machine"]
-    colds = [f["cold"] for s in r["scales"].values() for mode in s["modes"].values() for f in mode.values()]
+    colds = [
+        f["cold"] for s in r["scales"].values() for mode in s["modes"].values() for f in mode.values() if "cold" in f
+    ]
     cold_note = colds[0] if colds else {}
     dropped = (
         "the OS page cache was dropped (`/proc/sys/vm/drop_caches`) before each cold sample"
@@ -444,11 +524,15 @@ def section(r: dict[str, Any]) -> str:
         f"after 20 warm-up fetches, {r['settings']['samples_1']} fetches one at a time, and "
         f"{r['settings']['samples_50']} fetches in rounds of 50 at once. Cold: the first fetch in a fresh process "
         f"({r['settings']['cold']} processes per case); {dropped}. Storage: *duckdb_file*: the tables in "
-        "`lakehouse.duckdb` (DuckDB's own format, sorted by key; DuckDB cursors on a 4-thread pool, one DuckDB "
-        "thread per query); *parquet*: the release as shipped, DuckDB views over the Parquet files; in both the "
-        "Delta tables (holds, travel notices) are read through deltalake. *postgres*: the same tables in "
-        "PostgreSQL with their key columns indexed, through asyncpg (pool of 20). *Naive*: each signal's table "
-        "read whole with pyarrow or deltalake and filtered by key. Budgets are the release's, 150 ms per signal: "
+        "`lakehouse.duckdb` (DuckDB's own format, sorted by key, lookup keys uncompressed; DuckDB cursors on a "
+        f"pool of {m['cpus']} threads, one per core, one DuckDB thread per query; lookups that queue while the "
+        "threads are busy answered together, one statement per query for many keys); *duckdb_file_unbatched*: "
+        "the same with every lookup its own statement (warm only: a first fetch is alone either way); "
+        "*parquet*: the release as shipped, DuckDB views over the Parquet files (batched too); in all three "
+        "the Delta tables (holds, travel notices) are snapshots read through deltalake when the source opens. "
+        "*postgres*: the same tables in PostgreSQL with their key columns indexed, through asyncpg (pool of 20). "
+        "*Naive*: each signal's table read whole with pyarrow or deltalake and filtered by key. Budgets are the "
+        "release's, 150 ms per signal: "
         f"a signal past it is a timeout fact and the set returns without it. {pg_note}",
         "",
         "| figure | value | goal | anchor / peer | met? |",
@@ -458,26 +542,46 @@ def section(r: dict[str, Any]) -> str:
         lines.append(f"| {row['figure']} | {row['value']} | {row['goal']} | {row['anchor']} | {_met(row['met'])} |")
     lines += [
         "",
+        "Batching, in-run: 50 sets at once, budgets lifted, from `lakehouse.duckdb`, batched and unbatched "
+        f"rounds alternating ({r['settings'].get('interleaved_rounds', 0)} rounds of 50 each; ms, p50 / p95, and "
+        "CPU per set):",
+        "",
+        "| card txns | set | batched | CPU | unbatched | CPU | p95 ratio |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {float(scale) * 1_000_000:,.0f} | {name} | {f['batched']['p50_ms']:.1f} / {f['batched']['p95_ms']:.1f} "
+            f"| {f['batched']['cpu_ms_per_set']:.1f} | {f['unbatched']['p50_ms']:.1f} / "
+            f"{f['unbatched']['p95_ms']:.1f} | {f['unbatched']['cpu_ms_per_set']:.1f} | "
+            f"{f['unbatched']['p95_ms'] / f['batched']['p95_ms']:.1f}x |"
+            for scale, entry in r["scales"].items()
+            for name, f in entry.get("interleaved", {}).items()
+        ],
+        "",
         f"Anchor: DuckDB point lookup in a {r['anchor']['rows']:,}-row table (integer key), p50 "
         f"{r['anchor']['p50_ms']:.2f} ms, p95 {r['anchor']['p95_ms']:.2f} ms (expected {ANCHOR_P50_RANGE}).",
         "",
         "All cases (ms, p50 / p95; *sets late*: sets of the 50-at-once run with a signal past its budget; *CPU*: "
-        "this process's CPU per set, one at a time, DuckDB's threads included, a PostgreSQL server's not):",
+        "this process's CPU per set, one at a time and 50 at once, DuckDB's threads included, a PostgreSQL "
+        "server's not; *statements*: DuckDB statements per 100 lookups, 50 at once; *no budget*: 50 at once with "
+        "the budgets lifted, so no set is cut short: the latency and CPU of the whole work):",
         "",
-        "| card txns | storage | set | warm, 1 | CPU | warm, 50 at once | sets late | cold, first fetch | cold, open "
-        "| naive full scan |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| card txns | storage | set | warm, 1 | CPU, 1 | warm, 50 at once | CPU, 50 | statements | sets late "
+        "| 50 at once, no budget | CPU, no budget | cold, first fetch | cold, open | naive full scan |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scale, entry in r["scales"].items():
         for mode, figures in entry["modes"].items():
             for name, f in figures.items():
                 nv = entry["naive"][name]
-                w1, w50, c = f["warm_1"], f["warm_50"], f["cold"]
+                w1, w50, ub, c = f["warm_1"], f["warm_50"], f["unbounded_50"], f.get("cold")
+                first = f"{c['p50_ms']:.1f} / {c['p95_ms']:.1f} | {c['open_p50_ms']:.0f}" if c else "— | —"
+                per_100 = f"{100 * w50['statements'] / w50['lookups']:.0f}" if w50.get("lookups") else "—"
                 lines.append(
                     f"| {float(scale) * 1_000_000:,.0f} | {mode} | {name} | {w1['p50_ms']:.1f} / {w1['p95_ms']:.1f} "
                     f"| {w1['cpu_ms_per_set']:.1f} | {w50['p50_ms']:.1f} / {w50['p95_ms']:.1f} | "
-                    f"{w50['sets_with_timeout']} / {w50['samples']} | {c['p50_ms']:.1f} / {c['p95_ms']:.1f} | "
-                    f"{c['open_p50_ms']:.0f} | {nv['p50_ms']:,.0f} / {nv['p95_ms']:,.0f} |"
+                    f"{w50['cpu_ms_per_set']:.1f} | {per_100} | {w50['sets_with_timeout']} / {w50['samples']} | "
+                    f"{ub['p50_ms']:.1f} / {ub['p95_ms']:.1f} | {ub['cpu_ms_per_set']:.1f} | "
+                    f"{first} | {nv['p50_ms']:,.0f} / {nv['p95_ms']:,.0f} |"
                 )
     rows = r["scales"][top]["rows"]
     lines += [
@@ -528,6 +632,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.activation", description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=300, help="warm fetches one at a time, per case")
     parser.add_argument("--samples-50", type=int, default=500, help="warm fetches 50 at a time, per case")
+    parser.add_argument("--samples-unbounded", type=int, default=200, help="50 at a time, budgets lifted")
+    parser.add_argument("--interleaved-rounds", type=int, default=6, help="rounds of 50 each, batched vs not")
     parser.add_argument("--cold", type=int, default=5, help="fresh processes per cold case")
     parser.add_argument("--naive", type=int, default=3, help="naive full scans per set")
     parser.add_argument("--quick", action="store_true", help="small data, few samples; docs untouched")
@@ -537,7 +643,8 @@ def main() -> None:
         print(json.dumps(asyncio.run(cold_child(json.loads(args.cold_child)))))
         return
     if args.quick:
-        args.samples, args.samples_50, args.cold, args.naive = 50, 100, 2, 1
+        args.samples, args.samples_50, args.samples_unbounded, args.cold, args.naive = 50, 100, 100, 2, 1
+        args.interleaved_rounds = 2
     results = asyncio.run(run(args))
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     out = OUT_DIR / ("activation-quick.json" if args.quick else "activation.json")

@@ -218,6 +218,21 @@ async def test_concurrent_requests_for_one_interaction_share_one_fetch() -> None
     assert all(_facts(r) == {("hold", None): "held"} for r in results)
 
 
+async def test_interactions_asking_for_the_same_key_at_once_share_one_read_and_each_caches_it() -> None:
+    gate = asyncio.Barrier(1)
+    source = ScriptedSource("fast", [{"v": "held"}], barrier=gate)
+    release = _release({"hold": _signal("fast", "hold")})
+    activator = Activator({"t": release}, {"t": {"fast": source, "slow": source}}, clock=ManualClock())
+    trigger = Trigger.intent("card_declined", VERIFIED)
+    asks = [activator.activate("t", trigger, {"customer": "c"}, "bot", interaction_id=f"int-{i}") for i in range(5)]
+    others = [activator.activate("t", trigger, {"customer": "d"}, "bot", interaction_id="int-9")]
+    results = await asyncio.gather(*asks, *others)
+    assert sorted(params["key"] for _, params in source.calls) == ["c", "d"]  # one read per key, not per asker
+    assert all(_facts(r.learns) == {("hold", None): "held"} for r in results)
+    again = await activator.activate("t", trigger, {"customer": "c"}, "bot", interaction_id="int-3")
+    assert again.report("hold").cached and len(source.calls) == 2
+
+
 async def test_the_signals_of_a_set_are_fetched_at_the_same_time() -> None:
     # Each query waits until all three are in flight: fetched one after another, none would ever arrive.
     together = asyncio.Barrier(3)

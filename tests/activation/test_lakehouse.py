@@ -10,7 +10,7 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from tandem.activation.lakehouse import BANK, HEALTH, SORT_KEYS, generate, luhn_ok, read_manifest
+from tandem.activation.lakehouse import BANK, HEALTH, LOOKUP_KEYS, SORT_KEYS, generate, luhn_ok, read_manifest
 from tandem.world.world import EXAMPLES_DIR
 
 TINY = 0.002
@@ -113,6 +113,27 @@ def test_the_delta_tables_hold_the_same_rows_as_their_parquet(lakehouse: Path) -
         delta = DeltaTable(str(lakehouse / "bank" / f"{name}.delta")).to_pyarrow_table().to_pylist()
         parquet = pq.read_table(lakehouse / "bank" / f"{name}.parquet").to_pylist()
         assert delta and sorted(delta, key=lambda r: r[key]) == sorted(parquet, key=lambda r: r[key])  # no order
+
+
+def test_the_duckdb_file_keeps_each_tables_rows_in_key_order_with_the_lookup_keys_uncompressed(
+    lakehouse: Path,
+) -> None:
+    for tenant in ("bank", "health"):
+        con = duckdb.connect(str(lakehouse / tenant / "lakehouse.duckdb"), read_only=True)
+        try:
+            tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            for table, keys in LOOKUP_KEYS.items():
+                if table not in tables:  # the other tenant's
+                    continue
+                stored = dict(con.execute(
+                    "SELECT column_name, string_agg(DISTINCT compression, ',') FROM pragma_storage_info(?) "
+                    "WHERE segment_type = 'VARCHAR' GROUP BY 1", [table]
+                ).fetchall())  # fmt: skip
+                assert {key: stored.get(key) for key in keys} == dict.fromkeys(keys, "Uncompressed"), table
+                parquet = pq.read_table(lakehouse / tenant / f"{table}.parquet").to_pylist()
+                assert con.sql(f'SELECT * FROM "{table}"').to_arrow_table().to_pylist() == parquet, table
+        finally:
+            con.close()
 
 
 def test_card_transactions_carry_fraud_patterns_with_alerts_and_holds(tmp_path: Path) -> None:

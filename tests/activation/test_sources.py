@@ -250,3 +250,72 @@ async def test_without_the_connector_installed_a_databricks_source_says_which_ex
     else:
         with pytest.raises(SourceError, match="needs server_hostname"):
             await DatabricksSource.open("w", {"server_hostname_env": "TANDEM_NOT_SET_HOST"})
+
+
+# -- Delta snapshots ----------------------------------------------------------------------------------------
+HOLD_SQL = "SELECT card_last4, status FROM holds WHERE customer_id = :key AND status = 'held'"
+
+
+def _delta_copy(lakehouse: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "bank" / "holds.delta"
+    shutil.copytree(lakehouse / "bank" / "holds.delta", target)
+    return target
+
+
+def _release_marias_hold(path: Path) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    table = DeltaTable(str(path)).to_pyarrow_table()
+    status = [
+        "released" if c == "C-1001" else s
+        for c, s in zip(table["customer_id"].to_pylist(), table["status"].to_pylist(), strict=True)
+    ]
+    write_deltalake(str(path), table.set_column(table.schema.get_field_index("status"), "status", [status]),
+                    mode="overwrite")  # fmt: skip
+
+
+async def test_a_new_delta_version_replaces_the_snapshot_without_reopening_the_source(
+    lakehouse: Path, tmp_path: Path
+) -> None:
+    path = _delta_copy(lakehouse, tmp_path)
+    options = {"tables": {"holds": {"delta": "bank/holds.delta"}}, "delta_refresh": "0s"}
+    source = DuckDBSource.connect("lake", options, tmp_path)
+    try:
+        assert await source.query(HOLD_SQL, {"key": "C-1001"}, 5) == [{"card_last4": "4242", "status": "held"}]
+        first = source.delta_versions()["holds"]
+        _release_marias_hold(path)
+        # Each lookup may start a version check in the background and never waits for it: the hold is gone
+        # once a check has replaced the snapshot (and then recorded its version).
+        async with asyncio.timeout(30):
+            while source.delta_versions()["holds"] == first:
+                await source.query(HOLD_SQL, {"key": "C-1001"}, 5)
+        assert source.delta_versions()["holds"] == first + 1
+        assert await source.query(HOLD_SQL, {"key": "C-1001"}, 5) == []
+    finally:
+        await source.close()
+
+
+async def test_a_delta_check_keeps_the_snapshot_when_the_table_cannot_be_read(lakehouse: Path, tmp_path: Path) -> None:
+    import shutil
+
+    path = _delta_copy(lakehouse, tmp_path)
+    source = DuckDBSource.connect("lake", {"tables": {"holds": {"delta": "bank/holds.delta"}}}, tmp_path)
+    try:
+        assert await source.refresh() == []  # nothing new
+        _release_marias_hold(path)
+        assert await source.refresh() == ["holds"]
+        assert await source.query(HOLD_SQL, {"key": "C-1001"}, 5) == []
+        shutil.rmtree(path / "_delta_log")
+        assert await source.refresh() == []  # unreadable: the lakehouse lags, lookups go on
+        assert await source.query(HOLD_SQL, {"key": "C-1001"}, 5) == []
+    finally:
+        await source.close()
+
+
+async def test_a_duckdb_source_refuses_a_bad_delta_refresh_or_batch_option(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="delta_refresh"):
+        DuckDBSource.connect("lake", {"delta_refresh": "soon"}, tmp_path)
+    with pytest.raises(SourceError, match="batch is true or false"):
+        DuckDBSource.connect("lake", {"batch": "yes"}, tmp_path)

@@ -9,8 +9,8 @@ freshness, release version). A slow or failing source never holds the conversati
 signal is a ``timeout`` fact and the participant goes on without it.
 
 Results are cached per interaction for the signal's freshness, keyed by the signal and the key's value, and
-concurrent requests for the same signal share one fetch. The cache holds what the source returned; masking is
-applied on the way out, per participant.
+concurrent requests for the same signal and key share one fetch, whichever interactions they come from. The
+cache holds what the source returned; masking is applied on the way out, per participant.
 
     activator = await Activator.open(data_dir=Path("var/lakehouse"))
     learns = await activator.for_trigger(
@@ -132,7 +132,7 @@ class Activator:
         self.sources = {tenant: dict(s) for tenant, s in sources.items()}
         self.clock: Clock = clock or SystemClock()
         self._cache = _Cache(cache_size)
-        self._inflight: dict[tuple[str, str, str, str], asyncio.Task[_Outcome]] = {}
+        self._inflight: dict[tuple[str, str, str], asyncio.Task[_Outcome]] = {}  # (tenant, signal, key)
 
     @classmethod
     async def open(
@@ -266,19 +266,21 @@ class Activator:
     async def _one(
         self, release: SignalRelease, signal: SignalDef, key: str, interaction_id: str | None
     ) -> tuple[_Outcome, bool]:
-        if interaction_id is None:
-            return await self._run(release.tenant_id, signal, key), False
-        cache_key = (release.tenant_id, interaction_id, signal.name, key)
-        hit = self._cache.get(cache_key)
-        if hit is not None and self.clock.now() - hit.fetched_at <= signal.freshness:
-            return hit, True
-        task = self._inflight.get(cache_key)
+        cache_key = (release.tenant_id, interaction_id or "", signal.name, key)
+        if interaction_id is not None:
+            hit = self._cache.get(cache_key)
+            if hit is not None and self.clock.now() - hit.fetched_at <= signal.freshness:
+                return hit, True
+        # A read already on its way for the same signal and key answers every interaction waiting for it, not
+        # only the one that started it: it is fresher than anything cached, and the source reads once.
+        flight = (release.tenant_id, signal.name, key)
+        task = self._inflight.get(flight)
         if task is None:
             task = asyncio.ensure_future(self._run(release.tenant_id, signal, key))
-            self._inflight[cache_key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(cache_key, None))
+            self._inflight[flight] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(flight, None))
         outcome = await asyncio.shield(task)
-        if outcome.status == "ok":
+        if interaction_id is not None and outcome.status == "ok":
             self._cache.put(cache_key, outcome)
         return outcome, False
 

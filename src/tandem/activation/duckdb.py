@@ -12,44 +12,92 @@ The source spec names the tables::
 
 DuckDB's extensions are never installed or loaded (they download at run time): Parquet is built in, and a Delta
 table is read by the ``deltalake`` package into Arrow, then copied into DuckDB's memory when the source opens.
-That copy is a snapshot; it lags the table the way a lakehouse lags its systems of record.
+That copy is a snapshot; it lags the table the way a lakehouse lags its systems of record. Lookups never read
+the Delta table itself (loading it costs far more than the lookup): instead, at most every ``delta_refresh``
+(default 10 s) a query starts a check of the table's version off the lookup path, and a new version replaces
+the snapshot (``refresh()`` checks at once).
 
-Queries run on a small thread pool, one DuckDB cursor per thread, one DuckDB thread per query: point lookups
-gain nothing from intra-query parallelism, and concurrent interactions are the parallelism that matters.
-A query past its budget is interrupted, so a slow lookup does not keep a thread busy.
+Queries run on a thread pool sized to the cores (``workers``), one DuckDB cursor per thread, one DuckDB thread
+per query: point lookups gain nothing from intra-query parallelism, DuckDB releases the GIL while it works, and
+concurrent interactions are the parallelism that matters; more threads than cores only share the same CPU.
+Lookups queue while every thread is busy, and a free thread answers the queued lookups of one query together,
+in one statement (``batch.py``; ``batch: false`` turns it off). A lookup whose caller gave up (its budget ran
+out) leaves the queue; a statement all of whose lookups gave up is interrupted, so it does not keep a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from tandem.activation.batch import Form, FormChoice, batch_params, batch_size, lateral_sql, ordered_at_top, union_sql
 from tandem.activation.sources import Row, SourceError, named_placeholders
-from tandem.release.signals import PLACEHOLDER
+from tandem.release.signals import PLACEHOLDER, ReleaseError, parse_duration
+
+log = logging.getLogger(__name__)
+DELTA_REFRESH_S = 10.0
 
 
-class _Job:
-    """One query on its way through the pool; lets the event loop interrupt exactly that query."""
+@dataclass
+class _DeltaTable:
+    """A Delta table copied into DuckDB: where it is and which version the copy holds."""
 
-    __slots__ = ("cancelled", "cursor", "lock")
+    path: Path
+    version: int
 
-    def __init__(self) -> None:
+
+class _Lookup:
+    """One ``query`` waiting for its rows: queued, then answered by a statement alone or in a batch."""
+
+    __slots__ = ("cancelled", "future", "key", "loop", "running")
+
+    def __init__(self, key: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.key = key
+        self.loop = loop
+        self.future: asyncio.Future[list[Row]] = loop.create_future()
+        self.cancelled = False  # its caller gave up (budget): it is dropped from the queue or not waited for
+        self.running: _Statement | None = None
+
+    def settle(self, rows: list[Row] | None, error: BaseException | None = None) -> None:
+        def settle() -> None:
+            if not self.future.done():
+                if error is not None:
+                    self.future.set_exception(error)
+                else:
+                    self.future.set_result(rows or [])
+
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            self.loop.call_soon_threadsafe(settle)
+
+
+class _Statement:
+    """One statement on a worker thread and the lookups it answers; interrupted once all of them gave up."""
+
+    __slots__ = ("cursor", "form", "lock", "lookups", "shared", "text")
+
+    def __init__(self, text: str, shared: dict[str, Any], lookups: list[_Lookup], form: Form) -> None:
+        self.text = text
+        self.form = form
+        self.shared = shared
+        self.lookups = lookups
         self.lock = threading.Lock()
         self.cursor: duckdb.DuckDBPyConnection | None = None
-        self.cancelled = False
 
-    def cancel(self) -> None:
+    def interrupt(self) -> None:
         with self.lock:
-            self.cancelled = True
             if self.cursor is not None:
                 self.cursor.interrupt()
 
@@ -57,13 +105,38 @@ class _Job:
 class DuckDBSource:
     kind = "duckdb"
 
-    def __init__(self, name: str, con: duckdb.DuckDBPyConnection, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        workers: int | None = None,
+        delta_refresh_s: float = DELTA_REFRESH_S,
+        batch: bool = True,
+    ) -> None:
         self.name = name
         self._con = con
-        self._workers = workers or min(8, 2 * (os.cpu_count() or 2))
+        self._con_lock = threading.Lock()  # the parent connection hands out cursors from several threads
+        self._workers = workers or os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=f"duckdb-{name}")
         self._cursors: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
         self.tables: dict[str, str] = {}  # table -> where it comes from, for `signals list` and errors
+        self._delta: dict[str, _DeltaTable] = {}
+        self._delta_refresh_s = delta_refresh_s
+        self._delta_checked = time.monotonic()
+        self._delta_check: asyncio.Task[list[str]] | None = None
+        self._batch = batch
+        self._lock = threading.Lock()  # the queue, the busy count and the lookups' state
+        self._queue: OrderedDict[tuple[Any, ...], list[_Lookup]] = OrderedDict()  # oldest query first
+        self._busy = 0  # workers draining the queue
+        self._closed = False
+        self._forms: dict[str, FormChoice] = {}
+        self.lookups = 0  # lookups taken to run, and the statements that answered them (the benchmark shows both)
+        self.statements = 0
+
+    @property
+    def workers(self) -> int:
+        return self._workers
 
     # -- opening ---------------------------------------------------------------------------------------
     @classmethod
@@ -74,17 +147,35 @@ class DuckDBSource:
     def connect(
         cls, name: str, options: Mapping[str, Any], data_dir: Path, *, workers: int | None = None
     ) -> DuckDBSource:
-        unknown = set(options) - {"database", "tables", "workers"}
+        unknown = set(options) - {"database", "tables", "workers", "delta_refresh", "batch"}
         if unknown:
-            raise SourceError(f"source {name}: unknown options {sorted(unknown)}; use database, tables, workers")
+            raise SourceError(
+                f"source {name}: unknown options {sorted(unknown)}; use database, tables, workers, delta_refresh, batch"
+            )
+        if not isinstance(options.get("batch", True), bool):
+            raise SourceError(f"source {name}: batch is true or false, not {options['batch']!r}")
+        refresh_s = DELTA_REFRESH_S
+        if "delta_refresh" in options:
+            try:
+                refresh_s = parse_duration(options["delta_refresh"], f"source {name}: delta_refresh").total_seconds()
+            except ReleaseError as exc:
+                raise SourceError(str(exc)) from exc
         con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
         con.execute("SET threads = 1")
         # Parse each Parquet footer once, not on every lookup (the files are immutable while the source is open).
         _setting(con, "SET parquet_metadata_cache = true")
         # A lookup's ORDER BY ... LIMIT would otherwise scan its row group twice (top-N, then fetch by row id):
-        # late materialization pays off for wide scans, never for a point lookup of a few rows.
+        # late materialization pays off for wide scans, never for a point lookup of a few rows. DuckDB 2 ignores
+        # the row limit for it, so the optimizer itself is switched off (10-25% of a recent-declines lookup).
         _setting(con, "SET late_materialization_max_rows = 0")
-        source = cls(name, con, workers=workers or options.get("workers"))
+        _setting(con, "SET disabled_optimizers = 'late_materialization'")
+        source = cls(
+            name,
+            con,
+            workers=workers or options.get("workers"),
+            delta_refresh_s=refresh_s,
+            batch=bool(options.get("batch", True)),
+        )
         try:
             declared = options.get("tables") or {}
             if options.get("database"):
@@ -119,54 +210,209 @@ class DuckDBSource:
             self._con.execute(f"CREATE VIEW \"{table}\" AS SELECT * FROM read_parquet('{_quote(pattern)}')")
         else:
             path = _resolve(data_dir, str(raw), self.name)
-            arrow = _read_delta(path)
-            self._con.register("_delta_snapshot", arrow)
-            try:
-                self._con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _delta_snapshot')
-            finally:
-                self._con.unregister("_delta_snapshot")
+            version, arrow = _read_delta(path)
+            self._load_snapshot(self._con, table, arrow)
+            self._delta[table] = _DeltaTable(path, version)
         self.tables[table] = f"{kind}:{raw}"
+
+    @staticmethod
+    def _load_snapshot(con: duckdb.DuckDBPyConnection, table: str, arrow: Any) -> None:
+        # One statement: queries running meanwhile keep reading the old copy (DuckDB's MVCC), later ones the new.
+        con.register("_delta_snapshot", arrow)
+        try:
+            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM _delta_snapshot')
+        finally:
+            con.unregister("_delta_snapshot")
+
+    # -- Delta snapshots -------------------------------------------------------------------------------
+    async def refresh(self) -> list[str]:
+        """Check every Delta table's version now and replace the snapshots that are behind; the tables
+        replaced. A table that cannot be read keeps its snapshot (logged): the lakehouse lags, lookups go on."""
+        if self._delta_check is not None and not self._delta_check.done():
+            await asyncio.shield(self._delta_check)  # one check at a time; then look again, it may predate a write
+        self._delta_checked = time.monotonic()
+        return await asyncio.to_thread(self._refresh)
+
+    def _refresh(self) -> list[str]:
+        replaced = []
+        with self._con_lock:
+            con = self._con.cursor()
+        try:
+            for table, delta in self._delta.items():
+                try:
+                    latest = _delta_version(delta.path)
+                    if latest == delta.version:
+                        continue
+                    version, arrow = _read_delta(delta.path)
+                    self._load_snapshot(con, table, arrow)
+                except (SourceError, duckdb.Error) as exc:
+                    log.warning("source %s: Delta table %s keeps version %s: %s", self.name, table, delta.version, exc)
+                    continue
+                log.info(
+                    "source %s: Delta table %s now at version %s (was %s)", self.name, table, version, delta.version
+                )
+                delta.version = version
+                replaced.append(table)
+        finally:
+            con.close()
+        return replaced
+
+    def delta_versions(self) -> dict[str, int]:
+        """The version of each Delta table's snapshot (what lookups read now)."""
+        return {table: delta.version for table, delta in self._delta.items()}
+
+    def _maybe_refresh(self) -> None:
+        """Start a background version check when the last one is ``delta_refresh`` old; never waits for it."""
+        if not self._delta or time.monotonic() - self._delta_checked < self._delta_refresh_s:
+            return
+        if self._delta_check is not None and not self._delta_check.done():
+            return
+        self._delta_checked = time.monotonic()
+        self._delta_check = asyncio.ensure_future(asyncio.to_thread(self._refresh))
 
     # -- querying --------------------------------------------------------------------------------------
     async def query(self, sql: str, params: Mapping[str, Any], timeout_s: float) -> list[Row]:
         used = {m.group(1) for m in PLACEHOLDER.finditer(sql)}
         text = named_placeholders(sql, "dollar")
         values = {k: v for k, v in params.items() if k in used}
-        job = _Job()
-        loop = asyncio.get_running_loop()
+        self._maybe_refresh()
+        lookup = _Lookup(values.pop("key", None), asyncio.get_running_loop())
+        # Lookups of the same query with the same other parameters may share a statement (see batch.py); a
+        # query without :key, or with batching off, is a group of its own.
+        shared = tuple(sorted(values.items()))
+        group: tuple[Any, ...] = (text, shared) if self._batch and "key" in used else (text, shared, id(lookup))
+        with self._lock:
+            if self._closed:
+                raise SourceError(f"source {self.name} is closed")
+            self._queue.setdefault(group, []).append(lookup)
+            start = self._busy < self._workers
+            if start:
+                self._busy += 1
+        if start:
+            self._pool.submit(self._drain)
         try:
-            return await loop.run_in_executor(self._pool, self._run, job, text, values)
+            return await lookup.future
         except asyncio.CancelledError:
-            job.cancel()
+            self._give_up(lookup)
             raise
 
-    def _run(self, job: _Job, sql: str, params: Mapping[str, Any]) -> list[Row]:
+    def _give_up(self, lookup: _Lookup) -> None:
+        with self._lock:
+            lookup.cancelled = True
+            running = lookup.running
+            abandoned = running is not None and all(other.cancelled for other in running.lookups)
+        if abandoned and running is not None:  # nobody waits for this statement: free its thread now
+            running.interrupt()
+
+    def _drain(self) -> None:
+        """A worker: run the oldest queued query's lookups (as one statement) until the queue is empty."""
         try:
             cursor = self._cursors.get_nowait()
         except queue.Empty:
-            cursor = self._con.cursor()
-        with job.lock:
-            if job.cancelled:
-                self._cursors.put(cursor)
-                return []
-            job.cursor = cursor
+            with self._con_lock:
+                cursor = self._con.cursor()
         try:
-            cursor.execute(sql, dict(params))
-            names = [d[0] for d in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        except duckdb.Error as exc:
-            raise SourceError(f"source {self.name}: {exc}") from exc
+            while True:
+                with self._lock:  # emptiness and leaving are decided together: no lookup is left unserved
+                    statement = self._take(cursor)
+                    if statement is None:
+                        self._busy -= 1
+                        return
+                self._execute(cursor, statement)
         finally:
-            with job.lock:
-                job.cursor = None
             self._cursors.put(cursor)
+
+    def _take(self, cursor: duckdb.DuckDBPyConnection) -> _Statement | None:
+        while self._queue:
+            group, lookups = next(iter(self._queue.items()))
+            del self._queue[group]
+            waiting = [lookup for lookup in lookups if not lookup.cancelled]
+            if not waiting:
+                continue
+            form = self._form(group[0]).next(len(waiting)) if len(waiting) > 1 else "union"
+            size = batch_size(form, len(waiting), self._workers)
+            taken, rest = waiting[:size], waiting[size:]
+            if rest:  # to the back of the line: the other queries' lookups go first, none waits for all of these
+                self._queue[group] = rest
+            statement = _Statement(group[0], dict(group[1]), taken, form)
+            statement.cursor = cursor
+            self.lookups += len(taken)
+            self.statements += 1
+            for lookup in taken:
+                lookup.running = statement
+            return statement
+        return None
+
+    def _execute(self, cursor: duckdb.DuckDBPyConnection, statement: _Statement) -> None:
+        lookups = statement.lookups
+        try:
+            if len(lookups) == 1:
+                answers = [self._plain(cursor, statement.text, statement.shared, lookups[0].key)]
+            else:
+                answers = self._batched(cursor, statement, [lookup.key for lookup in lookups])
+        except Exception as exc:  # whatever went wrong, every lookup hears of it and the worker goes on
+            error = SourceError(f"source {self.name}: {exc}") if isinstance(exc, duckdb.Error) else exc
+            for lookup in lookups:
+                lookup.settle(None, error)
+            return
+        finally:
+            with statement.lock:
+                statement.cursor = None
+        for lookup, rows in zip(lookups, answers, strict=True):
+            lookup.settle(rows)
+
+    @staticmethod
+    def _plain(cursor: duckdb.DuckDBPyConnection, text: str, shared: Mapping[str, Any], key: Any) -> list[Row]:
+        params = {**shared, "key": key} if key is not None else dict(shared)
+        cursor.execute(text, params)
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _form(self, text: str) -> FormChoice:
+        choice = self._forms.get(text)
+        if choice is None:
+            choice = self._forms.setdefault(text, FormChoice(lateral_ok=not ordered_at_top(text)))
+        return choice
+
+    def _batched(self, cursor: duckdb.DuckDBPyConnection, statement: _Statement, keys: list[Any]) -> list[list[Row]]:
+        choice, form = self._form(statement.text), statement.form
+        sql = lateral_sql(statement.text) if form == "lateral" else union_sql(statement.text, len(keys))
+        started = time.thread_time()  # DuckDB runs a one-thread statement on the calling thread
+        try:
+            cursor.execute(sql, batch_params(form, keys, statement.shared))
+            rows = cursor.fetchall()
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            # A query the batch forms cannot hold (DuckDB refuses to decorrelate it, a trailing semicolon...)
+            # is answered key by key, exactly as it would be alone; the lateral form is not tried again.
+            log.info("source %s: %s batch refused (%s); answering key by key", self.name, form, exc)
+            if form == "lateral":
+                choice.refuse_lateral()
+            return [self._plain(cursor, statement.text, statement.shared, key) for key in keys]
+        choice.record(form, len(keys), (time.thread_time() - started) * 1000)
+        names = [d[0] for d in cursor.description or ()][1:]
+        answers: list[list[Row]] = [[] for _ in keys]
+        for row in rows:
+            answers[row[0]].append(dict(zip(names, row[1:], strict=True)))
+        return answers
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new DuckDB cursor over the same tables, for plain SQL outside the signal path (the benchmark's
         naive scan, test stand-ins). The caller closes it."""
-        return self._con.cursor()
+        with self._con_lock:
+            return self._con.cursor()
 
     async def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            queued = [lookup for lookups in self._queue.values() for lookup in lookups]
+            self._queue.clear()
+        for lookup in queued:
+            lookup.settle(None, SourceError(f"source {self.name} closed"))
+        if self._delta_check is not None and not self._delta_check.done():
+            with contextlib.suppress(Exception):  # already logged; closing must not fail for it
+                await self._delta_check
         self._pool.shutdown(wait=True, cancel_futures=True)
         while True:
             try:
@@ -181,16 +427,32 @@ def _setting(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         con.execute(sql)
 
 
-def _read_delta(path: Path) -> Any:
+def _read_delta(path: Path) -> tuple[int, Any]:
+    """The table's current version and its rows as Arrow (one snapshot: the rows are of that version)."""
+    DeltaTable, DeltaError = _deltalake()
+    try:
+        table = DeltaTable(str(path))
+        return table.version(), table.to_pyarrow_table()
+    except (DeltaError, OSError) as exc:
+        raise SourceError(f"cannot read the Delta table at {path}: {exc}") from exc
+
+
+def _delta_version(path: Path) -> int:
+    DeltaTable, DeltaError = _deltalake()
+    try:
+        version: int = DeltaTable(str(path)).version()
+    except (DeltaError, OSError) as exc:
+        raise SourceError(f"cannot read the Delta table at {path}: {exc}") from exc
+    return version
+
+
+def _deltalake() -> tuple[Any, type[Exception]]:
     try:
         from deltalake import DeltaTable
         from deltalake.exceptions import DeltaError
     except ImportError as exc:  # the [delta] extra
         raise SourceError("reading Delta tables needs the deltalake package: pip install 'tandem[delta]'") from exc
-    try:
-        return DeltaTable(str(path)).to_pyarrow_table()
-    except (DeltaError, OSError) as exc:
-        raise SourceError(f"cannot read the Delta table at {path}: {exc}") from exc
+    return DeltaTable, DeltaError
 
 
 def _resolve(data_dir: Path, raw: str, source: str) -> Path:

@@ -36,7 +36,7 @@ from rich.progress import Progress, TaskID
 
 from tandem.world.world import EXAMPLES_DIR
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: lookup keys uncompressed in lakehouse.duckdb
 TXNS_PER_SCALE = 1_000_000
 CLAIMS_PER_SCALE = 200_000
 DEMO_SCALE = 0.01
@@ -136,6 +136,19 @@ SORT_KEYS: dict[str, str] = {
     "card_transactions": "customer_id", "fraud_alerts": "customer_id", "holds": "customer_id",
     "travel_notices": "customer_id", "members": "member_id", "eligibility_spans": "member_id",
     "claims": "member_id", "claim_lines": "member_id", "statements": "member_id", "appointments": "member_id",
+}  # fmt: skip
+# The columns signals look rows up by, per table, stored uncompressed in ``lakehouse.duckdb``. DuckDB would pick
+# DICT_FSST for them, and a filter on a near-unique DICT_FSST string decodes its whole row group on every lookup:
+# at 10 million rows that made a member's coverage lookup 3 ms of CPU instead of 1 (docs/activation.md). Card
+# transactions keep theirs compressed: a row group holds only ~1,200 customers, so the dictionary is small and
+# the lookup as fast either way, while 10 million uncompressed ids would cost 160 MB of disk.
+LOOKUP_KEYS: dict[str, frozenset[str]] = {
+    "customers": frozenset({"customer_id"}), "accounts": frozenset({"customer_id"}),
+    "cards": frozenset({"customer_id", "card_id"}), "fraud_alerts": frozenset({"customer_id"}),
+    "holds": frozenset({"customer_id"}), "travel_notices": frozenset({"customer_id"}),
+    "members": frozenset({"member_id"}), "eligibility_spans": frozenset({"member_id"}),
+    "claims": frozenset({"member_id", "claim_id"}), "claim_lines": frozenset({"member_id"}),
+    "statements": frozenset({"member_id"}), "appointments": frozenset({"member_id"}),
 }  # fmt: skip
 
 # -- catalogues (fictional) ---------------------------------------------------------------------------------
@@ -266,18 +279,28 @@ def generate(
 
 
 def build_duckdb(tenant_dir: Path, progress: Progress | None = None) -> Path:
-    """Copy a tenant's Parquet tables into ``lakehouse.duckdb`` (DuckDB's own format, same sort order)."""
+    """Copy a tenant's Parquet tables into ``lakehouse.duckdb`` (DuckDB's own format, same sort order), the
+    lookup key columns stored uncompressed (see ``LOOKUP_KEYS``)."""
     import duckdb
 
     path = tenant_dir / "lakehouse.duckdb"
     path.unlink(missing_ok=True)
+    (tenant_dir / "lakehouse.duckdb.wal").unlink(missing_ok=True)
     files = sorted(tenant_dir.glob("*.parquet"))
     task = progress.add_task(f"{tenant_dir.name}: DuckDB file", total=len(files)) if progress else None
     con = duckdb.connect(str(path))
     try:
         con.execute("SET enable_progress_bar = false")  # Rich shows the progress; DuckDB's own bar would garble it
         for file in files:
-            con.execute(f"CREATE TABLE {file.stem} AS SELECT * FROM read_parquet('{_sql_path(file)}')")
+            source = f"read_parquet('{_sql_path(file)}')"
+            keys = LOOKUP_KEYS.get(file.stem, frozenset())
+            described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            columns = ", ".join(
+                f'"{row[0]}" {row[1]}' + (" USING COMPRESSION uncompressed" if row[0] in keys else "")
+                for row in described
+            )
+            con.execute(f'CREATE TABLE "{file.stem}" ({columns})')
+            con.execute(f'INSERT INTO "{file.stem}" SELECT * FROM {source}')
             if progress is not None and task is not None:
                 progress.advance(task)
         con.execute("CHECKPOINT")
