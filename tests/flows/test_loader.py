@@ -71,12 +71,12 @@ def test_a_goto_to_a_missing_step_lists_the_step_ids_there_are(tmp_path: Path) -
 
 def test_an_unknown_tool_lists_the_tools_the_policy_declares(tmp_path: Path) -> None:
     text = GOOD + (
-        "  - propose: {tool: block_card, args: {card: '{subject.card_hold|id}'}, why: lost}\n"
+        "  - propose: {tool: freeze_card, args: {card: '{subject.card_hold|id}'}, why: lost}\n"
         "    on_allow: [{say: Blocked.}]\n"
         "    on_deny: [{handoff: {reason: block it}}]\n"
     )
     (problem,) = _problems(tmp_path, text)
-    assert ":9:21:" in problem and "unknown tool block_card; policy.yaml declares" in problem
+    assert ":9:21:" in problem and "unknown tool freeze_card; policy.yaml declares" in problem
     assert "release_fraud_hold" in problem
 
 

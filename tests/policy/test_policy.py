@@ -274,5 +274,6 @@ def test_the_kill_switch_commands_write_where_every_process_reads(tmp_path: Path
 
 def test_who_may_serve_an_intent_comes_from_the_policy() -> None:
     policy = load_policy(BANK)
-    assert policy.may_serve("dispute_charge", "bot") and not policy.may_serve("lost_card", "bot")
+    assert policy.may_serve("dispute_charge", "bot") and policy.may_serve("lost_card", "bot")
+    assert not policy.may_serve("lost_card", "ivr")
     assert policy.may_serve("lost_card", "human") and not policy.may_serve("unlisted", "ivr")

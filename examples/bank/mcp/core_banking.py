@@ -1,4 +1,5 @@
-"""Harbor Bank's core banking system as an MCP server: accounts, cards, transactions, holds, credits, disputes.
+"""Harbor Bank's core banking system as an MCP server: accounts, cards, transactions, holds, credits, disputes,
+blocking and reissuing cards.
 
 Run by the Tandem runtime as a process (see ``servers.yaml``)::
 
@@ -82,6 +83,26 @@ def seed(db: sqlite3.Connection, world: dict[str, Any]) -> None:
 
 def _rows(db: sqlite3.Connection, sql: str, args: tuple[Any, ...], keys: tuple[str, ...]) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in db.execute(sql, args).fetchall()]
+
+
+# A replacement card is produced and mailed to the address on file by the card bureau; this is its promise.
+DELIVERY = {"min_business_days": 5, "max_business_days": 7, "text": "in 5 to 7 business days"}
+
+
+def _own_card(db: sqlite3.Connection, customer_id: str, card_last4: str) -> tuple[str, str]:
+    """The card's kind and status, refusing a card that is not the customer's (one customer's words must never
+    block or reissue another's card)."""
+    row = db.execute("SELECT customer_id, kind, status FROM cards WHERE last4 = ?", (card_last4,)).fetchone()
+    if row is None or row[0] != customer_id:
+        raise EffectRefused(f"{customer_id} has no card ending {card_last4}")
+    return str(row[1]), str(row[2])
+
+
+def _new_last4(db: sqlite3.Connection) -> str:
+    while True:
+        last4 = f"{uuid.uuid4().int % 10000:04d}"
+        if db.execute("SELECT 1 FROM cards WHERE last4 = ?", (last4,)).fetchone() is None:
+            return last4
 
 
 def _refusing(exc: EffectRefused) -> ToolError:
@@ -178,6 +199,84 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
 
         try:
             return ledger.compensate(original_key, call_key(ctx), "withdraw_dispute", undo)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta(compensate="unblock_card"))
+    async def block_card(customer_id: str, card_last4: str, reason: str, ctx: Context) -> dict[str, Any]:
+        """Block a lost or stolen card at once: every new payment on it is declined."""
+
+        def effect(db: sqlite3.Connection) -> dict[str, Any]:
+            kind, status = _own_card(db, customer_id, card_last4)
+            # A replaced card is closed for good; blocking it changes nothing but is still the customer's wish.
+            if status != "replaced":
+                db.execute("UPDATE cards SET status = 'blocked' WHERE last4 = ?", (card_last4,))
+            card = {"last4": card_last4, "kind": kind, "status": "blocked" if status != "replaced" else status,
+                    "previous_status": status, "reason": reason}  # fmt: skip
+            value = {"kind": kind, "status": card["status"]}
+            return {"card": card, "facts": [{"name": "card_status", "subject": f"card:{card_last4}", "value": value}]}
+
+        args = {"customer_id": customer_id, "card_last4": card_last4, "reason": reason}
+        try:
+            return await ledger.apply(call_key(ctx), "block_card", args, effect)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    @server.tool(meta=effect_meta())
+    async def unblock_card(original_key: str, ctx: Context) -> dict[str, Any]:
+        """Compensation of block_card (the card turned up): the card is back as it was before the block."""
+
+        def undo(db: sqlite3.Connection, original: Entry) -> dict[str, Any]:
+            card = original.result["card"]
+            last4 = card["last4"]
+            row = db.execute("SELECT status FROM cards WHERE last4 = ?", (last4,)).fetchone()
+            # Once a replacement is ordered the old number is retired: unblocking it would put two live cards
+            # in the customer's name.
+            if row is None or row[0] != "blocked":
+                raise EffectRefused(f"card {last4} is {row[0] if row else 'gone'}, only a blocked card is unblocked")
+            db.execute("UPDATE cards SET status = ? WHERE last4 = ?", (card["previous_status"], last4))
+            value = {"kind": card["kind"], "status": card["previous_status"]}
+            return {"card": {**card, "status": card["previous_status"]},
+                    "facts": [{"name": "card_status", "subject": f"card:{last4}", "value": value}]}  # fmt: skip
+
+        try:
+            return ledger.compensate(original_key, call_key(ctx), "unblock_card", undo)
+        except EffectRefused as exc:
+            raise _refusing(exc) from None
+
+    # No compensation: a card in the post cannot be called back by a tool; a person cancels it with the bureau.
+    @server.tool(meta=effect_meta())
+    async def reissue_card(customer_id: str, card_last4: str, ctx: Context) -> dict[str, Any]:
+        """Order a replacement for a card, with a new number, mailed to the address on file. The old card is
+        retired (a replacement never leaves two live cards in the customer's name)."""
+
+        def effect(db: sqlite3.Connection) -> dict[str, Any]:
+            kind, status = _own_card(db, customer_id, card_last4)
+            if status == "replaced":
+                raise EffectRefused(f"card {card_last4} is already replaced; its replacement is on its way")
+            last4 = _new_last4(db)
+            db.execute(
+                "INSERT INTO cards (last4, customer_id, kind, status) VALUES (?, ?, ?, 'ordered')",
+                (last4, customer_id, kind),
+            )
+            db.execute("UPDATE cards SET status = 'replaced' WHERE last4 = ?", (card_last4,))
+            replacement = {"last4": last4, "kind": kind, "status": "ordered", "replaces": card_last4,
+                           "delivery": dict(DELIVERY)}  # fmt: skip
+            return {
+                "replacement": replacement,
+                "facts": [
+                    {"name": "replacement_card", "subject": f"card:{card_last4}", "value": replacement},
+                    {
+                        "name": "card_status",
+                        "subject": f"card:{card_last4}",
+                        "value": {"kind": kind, "status": "replaced"},
+                    },
+                ],
+            }
+
+        args = {"customer_id": customer_id, "card_last4": card_last4}
+        try:
+            return await ledger.apply(call_key(ctx), "reissue_card", args, effect)
         except EffectRefused as exc:
             raise _refusing(exc) from None
 

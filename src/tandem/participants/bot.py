@@ -478,7 +478,13 @@ class SelfServiceBot:
             "open_dispute": "Your dispute is open; you'll get an update by email within 10 business days.",
             "set_up_payment_plan": "Your payment plan is set up; the first payment is due next month.",
             "reschedule_appointment": "Your appointment is rescheduled.",
+            "block_card": "Your card is blocked, so nobody can pay with it.",
         }.get(tool, "That's done.")
+        replacement = (action.get("result") or {}).get("replacement")
+        if tool == "reissue_card" and isinstance(replacement, dict):
+            # The system's own words for the new card: its last four and when it arrives.
+            delivery = (replacement.get("delivery") or {}).get("text") or "soon"
+            done = f"Your replacement card ending {replacement.get('last4')} is ordered; it arrives {delivery}."
         w.say(f"{done} Is there anything else I can help with?")
 
     # -- handing over ------------------------------------------------------------------------------------
