@@ -118,17 +118,3 @@ async def test_a_lost_card_reported_again_later_in_the_case_is_not_blocked_twice
     replies = await james.say("I lost my card")
     assert len((await james.case()).actions) == 2
     assert any("already on its way" in r or "already taken care of" in r for r in replies), replies
-
-
-async def test_a_travel_notice_asks_where_and_when_once_and_hands_the_answer_to_the_cards_team(
-    chat: Start, sqlite_store: SqliteStore
-) -> None:
-    james = await chat("bank")
-    replies = await james.lines("can you add a travel notice to my card?", *JAMES[1:])
-    assert replies[-1] == "Which countries are you traveling to, and on which dates do you leave and come back?"
-    replies = await james.say("Japan, from December 8th to the 20th")
-    assert replies[0] == "Thanks. A card specialist will add the travel notice: Japan, from December 8th to the 20th"
-    case = await james.case()
-    assert case.handoff is not None and case.handoff.target == {"kind": "queue", "id": "cards"}
-    assert case.handoff.reason == "add a travel notice: Japan, from December 8th to the 20th"
-    assert repeats(await sqlite_store.read(james.interaction_id)) == []

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tandem.flows.template import TemplateError
-from tandem.release.flows import Flow, Step
+from tandem.release.flows import Flow, Step, arg_key
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class FlowRun:
                     value[f"{kind}_id"] = ident
                 self.host.learn(name, value, chosen.source, chosen.subject)
                 return CONTINUE
-        elif self.host.pending(name) and self.host.text.strip():
+        elif step.options.get("free_text", True) and self.host.pending(name) and self.host.text.strip():
             # The customer is answering this very question: their words are the answer.
             self.host.learn(name, self.host.text.strip()[:200], "customer")
             return CONTINUE
@@ -257,10 +257,7 @@ class FlowRun:
 
     async def _propose(self, step: Step) -> Outcome:
         view = self.view()
-        args: dict[str, Any] = {}
-        for name, raw in step.arg["args"].items():
-            template = step.templates.get(f"args.{name}")
-            args[name] = template.value(view) if template is not None else raw
+        args = {name: self._arg(step, raw, (name,), view) for name, raw in step.arg["args"].items()}
         why = step.templates["why"].render(view)
         outcome = self.host.propose(str(step.arg["tool"]), args, why)
         if outcome == "done":
@@ -276,6 +273,15 @@ class FlowRun:
         else:  # denied, or no policy gate: the bot cannot act, a person can
             arm = step.children.get("on_deny", ())
         return await self._steps(arm)
+
+    def _arg(self, step: Step, raw: Any, path: tuple[str | int, ...], view: Mapping[str, Any]) -> Any:
+        """One argument with every text inside it rendered, however deep in lists and maps."""
+        if isinstance(raw, Mapping):
+            return {key: self._arg(step, item, (*path, str(key)), view) for key, item in raw.items()}
+        if isinstance(raw, list):
+            return [self._arg(step, item, (*path, i), view) for i, item in enumerate(raw)]
+        template = step.templates.get(arg_key(path))
+        return template.value(view) if template is not None else raw
 
     async def _answer(self, step: Step) -> Outcome:
         # The flow's topic first: it is what the flow is for; the customer's words when the flow names none.

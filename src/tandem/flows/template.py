@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from tandem.money import format_money
+from tandem.understanding.countries import country_list
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _PATH = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*$")
@@ -37,6 +38,13 @@ def _date(value: Any) -> str:
     return f"{day:%B} {day.day}, {day.year}"
 
 
+def _countries(value: Any) -> str:
+    codes = [value] if isinstance(value, str) else value
+    if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
+        raise TemplateError(f"countries needs a list of country codes, got {value!r}")
+    return country_list(codes)
+
+
 def _id(value: Any) -> str:
     # A subject such as "claim:CLM-7781" or "claim:CLM-7781/line:1": the id of its first part.
     return str(value).split("/", 1)[0].rsplit(":", 1)[-1]
@@ -49,6 +57,7 @@ def _last4(value: Any) -> str:
 FILTERS: dict[str, Callable[[Any], str]] = {
     "money": _money,  # {"amount_minor": 8640, "currency": "USD"} -> $86.40
     "date": _date,  # 2026-12-03 -> December 3, 2026
+    "countries": _countries,  # ["PT", "ES"] -> Portugal and Spain
     "id": _id,  # card:4242 -> 4242
     "last4": _last4,  # account:CHK-20417 -> 0417
     "lower": lambda v: str(v).lower(),

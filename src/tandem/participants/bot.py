@@ -27,6 +27,7 @@ from tandem.knowledge.retrieval import TenantKnowledge
 from tandem.participants.protocol import ActionGate, Turn, Understanding
 from tandem.release.flows import Flow, FlowBook, load_tenant_flows
 from tandem.release.signals import STATUS_FACT, Trigger
+from tandem.understanding.countries import country_list, find_countries
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.records import CustomerRecord
 from tandem.world.world import Tenant, World
@@ -49,6 +50,8 @@ GOAL_LABELS = {
 PENDING_ACTION_STATUSES = frozenset({"proposed", "approved", "awaiting_approval", "started", "unknown"})
 CHALLENGES = {"bank": ("date_of_birth", "zip"), "health_plan": ("date_of_birth",)}
 MAX_CHALLENGE_ROUNDS = 3
+# Facts a travel-notice flow asks for; the bot reads them from the customer's words (countries, dates).
+TRAVEL_FACTS = frozenset({"travel_countries", "travel_start", "travel_end"})
 # Hand-back steps that mean "the person finished the work": the bot asks if there is anything else.
 WRAP_UP_STEPS = frozenset({"anything_else", "confirm_resolution", "wrap_up"})
 # Sentiment labels that bring a person at once, and how the handoff reason words them. Anger does too, the
@@ -342,7 +345,8 @@ class SelfServiceBot:
                 w.learn(name, e[name], "customer", confidence=0.9)
         if "name" in e:
             w.learn("customer_name", e["name"], "customer", confidence=0.9)
-        if "date" in e:
+        trip_dates = self._take_travel(w, u, pending)
+        if "date" in e and not trip_dates:
             if "date_of_birth" in pending or date.fromisoformat(e["date"]).year < w.turn.now.year - 10:
                 w.learn("date_of_birth", e["date"], "customer", confidence=0.9)
             else:
@@ -351,6 +355,41 @@ class SelfServiceBot:
             w.learn("mentioned_amount", e["amount"], "customer", confidence=0.9)
         if "disputed_charge" in pending and u.text:
             w.learn("disputed_charge_description", u.text.strip()[:200], "customer", confidence=0.8)
+
+    def _take_travel(self, w: _Work, u: Understanding, pending: set[str]) -> bool:
+        """Where and when the customer travels, while a trip is what they came about: the countries they
+        name, and a start and an end date. Returns whether the line's dates were taken as the trip's.
+
+        A date of birth is never a trip: while the identity challenge is pending, or for a date more than ten
+        years back, the dates are left to the challenge. Unprompted, only a range (two dates, the first not
+        after the second) is a trip: "next week" alone is not a date to put on a fraud notice; asked, one date
+        is the start (or the end, when the start is known and the end is what was asked)."""
+        asked = pending & TRAVEL_FACTS
+        top = u.intents[0] if u.intents else None
+        travelling = top is not None and top[0] == "travel_notice" and top[1] >= 0.5
+        if not (asked or travelling or w.known("reason") == "travel_notice"):
+            return False
+        e = u.entities
+        countries = find_countries(u.text)
+        if countries and ("travel_countries" in asked or not w.known("travel_countries")):
+            w.learn("travel_countries", countries, "customer", confidence=0.9)
+        if "date_of_birth" in pending or "date" not in e:
+            return False
+        dates = list(e.get("dates") or [e["date"]])
+        if any(date.fromisoformat(d).year < w.turn.now.year - 10 for d in dates):
+            return False
+        if len(dates) >= 2 and dates[0] <= dates[1]:
+            w.learn("travel_start", dates[0], "customer", confidence=0.9)
+            w.learn("travel_end", dates[1], "customer", confidence=0.9)
+            return True
+        start = w.known("travel_start")
+        if len(dates) == 1 and "travel_end" in asked and start is not None and str(start) <= dates[0]:
+            w.learn("travel_end", dates[0], "customer", confidence=0.9)
+            return True
+        if len(dates) == 1 and "travel_start" in asked:
+            w.learn("travel_start", dates[0], "customer", confidence=0.9)
+            return True
+        return False
 
     def _pending_questions(self, w: _Work) -> set[str]:
         """What the floor asked since the customer last spoke: their words answer that."""
@@ -479,12 +518,21 @@ class SelfServiceBot:
             "set_up_payment_plan": "Your payment plan is set up; the first payment is due next month.",
             "reschedule_appointment": "Your appointment is rescheduled.",
             "block_card": "Your card is blocked, so nobody can pay with it.",
+            "add_travel_notice": "Your travel notice is on file.",
         }.get(tool, "That's done.")
         replacement = (action.get("result") or {}).get("replacement")
         if tool == "reissue_card" and isinstance(replacement, dict):
             # The system's own words for the new card: its last four and when it arrives.
             delivery = (replacement.get("delivery") or {}).get("text") or "soon"
             done = f"Your replacement card ending {replacement.get('last4')} is ordered; it arrives {delivery}."
+        notice = (action.get("result") or {}).get("travel_notice")
+        if tool == "add_travel_notice" and isinstance(notice, dict):
+            # What the fraud system recorded, not what was asked: the customer hears what is on file.
+            done = (
+                f"Your travel notice for {country_list(list(notice.get('countries') or []))} from "
+                f"{_day(notice.get('start'))} to {_day(notice.get('end'))} is on file, so card payments there "
+                "won't be declined for being abroad."
+            )
         w.say(f"{done} Is there anything else I can help with?")
 
     # -- handing over ------------------------------------------------------------------------------------
@@ -504,6 +552,15 @@ class SelfServiceBot:
             "I'm connecting you with a person now. They'll see everything you've told me, so you won't need "
             "to repeat yourself. I'll stay with you until they join."
         )
+
+
+def _day(value: Any) -> str:
+    """An ISO date as said to a customer ("December 10, 2026"); anything else as it is."""
+    try:
+        day = date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return str(value)
+    return f"{day:%B} {day.day}, {day.year}"
 
 
 class _FlowHost:

@@ -43,7 +43,7 @@ FLOWS_DIR = "flows"
 KINDS = ("ask", "verify", "fetch", "say", "branch", "propose", "answer", "handoff", "goto")
 # What each kind may carry beside ``id`` and ``when``.
 OPTIONS: dict[str, frozenset[str]] = {
-    "ask": frozenset({"text", "choose_from"}),
+    "ask": frozenset({"text", "choose_from", "free_text"}),
     "verify": frozenset(),
     "fetch": frozenset({"if_unavailable"}),
     "say": frozenset({"offer", "for_each", "item", "join"}),
@@ -58,7 +58,8 @@ NESTED = ("if_unavailable", "on_allow", "on_approval", "on_deny", "otherwise")
 # the facts a tenant's signals provide.
 CONVERSATION_FACTS = frozenset(
     {"reason", "phone", "member_id", "email", "card_last4", "claim_id", "zip", "customer_name", "date_of_birth",
-     "mentioned_date", "mentioned_amount", "disputed_charge_description", "offered_next", "customer_tier"}
+     "mentioned_date", "mentioned_amount", "disputed_charge_description", "offered_next", "customer_tier",
+     "travel_countries", "travel_start", "travel_end"}
 )  # fmt: skip
 # Names a template may start with beside facts: the subject of a fact, the customer, a for_each's items.
 TEMPLATE_ROOTS = frozenset({"subject", "customer", "items", "goal"})
@@ -401,8 +402,8 @@ class _Builder:
                     f"{', '.join(sorted(self.context.tools))}"
                 )
             for name, value in arg["args"].items():
-                if isinstance(value, str):
-                    templates[f"args.{name}"] = self.template(value, (*where, kind, "args", name))
+                for path, leaf in _leaves(value, (name,)):
+                    templates[arg_key(path)] = self.template(leaf, (*where, kind, "args", *path))
             templates["why"] = self.template(arg["why"], (*where, kind, "why"))
         elif kind == "handoff":
             for key in ("reason", "next"):
@@ -468,6 +469,23 @@ class _Builder:
                 self.problems.append(f"{step.where}: step id {step.id} is used twice")
             if step.id:
                 seen.add(step.id)
+
+
+def arg_key(path: Sequence[str | int]) -> str:
+    """The key of a propose argument's template: ``args.countries.0`` for the first item of ``countries``."""
+    return ".".join(("args", *map(str, path)))
+
+
+def _leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every text inside an argument, however deep in lists and maps, with its path: each is a template."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, (*path, i))
 
 
 def _walk(steps: Sequence[Step]) -> Iterator[Step]:

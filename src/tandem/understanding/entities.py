@@ -1,4 +1,7 @@
-"""Entities in what a customer says: dates, money, card last four, ids, phone, email, ZIP, names."""
+"""Entities in what a customer says: dates, money, card last four, ids, phone, email, ZIP, names.
+
+Countries have a module of their own (``tandem.understanding.countries``): only a trip reads them.
+"""
 
 from __future__ import annotations
 
