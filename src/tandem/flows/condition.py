@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import celpy
-from celpy import celtypes
 from celpy.adapter import json_to_cel
-from celpy.celparser import CELParseError
-from celpy.evaluation import CELEvalError
 
-from tandem.release.policy import _identifiers
+from tandem.release.cel import CelSyntaxError, Expression, HasNotSupported
 
 log = logging.getLogger(__name__)
 
 # Names every condition may read beside the facts.
 RESERVED = frozenset({"known", "unavailable", "goal"})
-
-_ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
 
 
 class ConditionError(ValueError):
@@ -35,41 +29,42 @@ class ConditionError(ValueError):
 
 @dataclass(frozen=True)
 class Condition:
-    source: str
-    identifiers: frozenset[str]
-    program: celpy.Runner = field(repr=False, compare=False)
+    expression: Expression
+
+    @property
+    def source(self) -> str:
+        return self.expression.source
+
+    @property
+    def identifiers(self) -> frozenset[str]:
+        return self.expression.identifiers
 
     @classmethod
     def compile(cls, source: str, known_names: frozenset[str] | None = None) -> Condition:
         """``known_names``: the facts a flow of this tenant can see (None: do not check names)."""
         try:
-            ast = _ENV.compile(source)
-        except CELParseError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-            raise ConditionError(f"not valid CEL ({first}): {source!r}") from None
-        if any(node.data == "ident_arg" and str(node.children[0]) == "has" for node in ast.iter_subtrees()):
-            raise ConditionError(f"has() is not supported; test a fact with 'name' in known: {source!r}")
-        identifiers = _identifiers(ast)
+            expression = Expression.compile(source)
+        except CelSyntaxError as exc:
+            raise ConditionError(f"not valid CEL ({exc}): {source!r}") from None
+        except HasNotSupported:
+            raise ConditionError(f"has() is not supported; test a fact with 'name' in known: {source!r}") from None
         if known_names is not None:
-            unknown = identifiers - known_names - RESERVED
+            unknown = expression.identifiers - known_names - RESERVED
             if unknown:
                 raise ConditionError(
                     f"unknown fact {', '.join(sorted(unknown))} in {source!r}; a condition reads facts the "
                     f"signals or the conversation provide, or {', '.join(sorted(RESERVED))}"
                 )
-        return cls(source, identifiers, _ENV.program(ast))
+        return cls(expression)
 
     def holds(self, variables: Mapping[str, Any]) -> bool:
         """True or False; a condition that cannot be evaluated (a missing fact, a type mismatch) is False."""
         activation = {name: _cel(variables[name]) for name in self.identifiers if name in variables}
-        try:
-            value = self.program.evaluate(activation)
-        except CELEvalError as exc:
-            log.debug("condition %r is false: %s", self.source, exc)
+        value = self.expression.evaluate(activation)
+        if isinstance(value, str):
+            log.debug("condition %r is false: %s", self.source, value)
             return False
-        if isinstance(value, CELEvalError):
-            return False
-        return isinstance(value, celtypes.BoolType | bool) and bool(value)
+        return value
 
 
 def _cel(value: Any) -> Any:

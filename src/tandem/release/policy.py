@@ -43,12 +43,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-import celpy
-import lark
 import yaml
-from celpy import celtypes
-from celpy.celparser import CELParseError
-from celpy.evaluation import CELEvalError
+
+from tandem.release.cel import CelSyntaxError, Expression, HasNotSupported
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +98,6 @@ CUSTOMER_INFLUENCED: Mapping[str, str] = {
 }
 OPTIONAL = frozenset({"amount", "currency", "tier", "fraud_score"})
 VARIABLES = frozenset(TRUSTED) | frozenset(CUSTOMER_INFLUENCED)
-_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 
 
 class PolicyError(ValueError):
@@ -130,83 +126,47 @@ class Autonomy(IntEnum):
         return self.name.lower()
 
 
-# The compiled runner evaluates a policy's rules about five times faster than the interpreter. It logs every
-# failed evaluation at ERROR; here a failure is an expected input to the decision (it fails closed, and the
-# decision's reasons say why), so it is not logged again.
-_ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
-logging.getLogger("celpy.Transpiler").setLevel(logging.CRITICAL)
-
-
 @dataclass(frozen=True)
 class Condition:
     """A compiled CEL condition and the inputs it reads."""
 
-    source: str
-    identifiers: frozenset[str]
-    program: celpy.Runner = field(repr=False, compare=False)
+    expression: Expression
+
+    @property
+    def source(self) -> str:
+        return self.expression.source
+
+    @property
+    def identifiers(self) -> frozenset[str]:
+        return self.expression.identifiers
 
     @classmethod
     def compile(cls, source: Any, where: str) -> Condition:
         if not isinstance(source, str) or not source.strip():
             raise PolicyError(f"{where}: expected a CEL expression")
         try:
-            ast = _ENV.compile(source)
-        except CELParseError as exc:
+            expression = Expression.compile(source.strip())
+        except CelSyntaxError as exc:
             raise PolicyError(f"{where}: not valid CEL: {exc}") from None
-        if any(node.data == "ident_arg" and str(node.children[0]) == "has" for node in ast.iter_subtrees()):
-            # cel-python's compiled has() yields a value && and || reject, so a guarded rule would always fail.
+        except HasNotSupported:
             raise PolicyError(
                 f"{where}: has() is not supported here; test a key with 'key' in customer, an optional input "
                 "with 'fraud_score' in known"
-            )
-        identifiers = _identifiers(ast)
-        unknown = identifiers - VARIABLES
+            ) from None
+        unknown = expression.identifiers - VARIABLES
         if unknown:
             raise PolicyError(
                 f"{where}: unknown input {', '.join(sorted(unknown))}; known: {', '.join(sorted(VARIABLES))}"
             )
-        return cls(source.strip(), identifiers, _ENV.program(ast))
+        return cls(expression)
 
     def evaluate(self, activation: Mapping[str, Any]) -> bool | str:
         """True or False, or the reason it could not be evaluated (the caller fails closed)."""
-        try:
-            value = self.program.evaluate(dict(activation))
-        except CELEvalError as exc:
-            return _eval_error(exc)
-        if isinstance(value, CELEvalError):
-            return _eval_error(value)
-        if not isinstance(value, celtypes.BoolType | bool):
-            return f"expected true or false, got {type(value).__name__}"
-        return bool(value)
+        return self.expression.evaluate(activation)
 
     @property
     def customer_influenced(self) -> frozenset[str]:
         return self.identifiers & frozenset(CUSTOMER_INFLUENCED)
-
-
-def _eval_error(exc: CELEvalError) -> str:
-    args = exc.args
-    detail = args[2] if len(args) > 2 and args[2] else args[:1]
-    text = str(detail[0] if isinstance(detail, tuple) and detail else detail)
-    return text.split(" (in activation")[0][:200]
-
-
-def _identifiers(ast: lark.Tree[Any]) -> frozenset[str]:
-    """The free variables of a CEL expression: every ``ident`` not bound by a macro (``x`` in ``l.all(x, ...)``)."""
-    found: set[str] = set()
-    bound: set[str] = set()
-    for node in ast.iter_subtrees():
-        if node.data == "ident":
-            found.add(str(node.children[0]))
-        elif node.data == "member_dot_arg" and len(node.children) >= 3:
-            name, args = node.children[1], node.children[2]
-            if str(name) in _MACROS and isinstance(args, lark.Tree) and args.children:
-                first = args.children[0]
-                if isinstance(first, lark.Tree):
-                    idents = [t for t in first.iter_subtrees() if t.data == "ident"]
-                    if len(idents) == 1:
-                        bound.add(str(idents[0].children[0]))
-    return frozenset(found - bound)
 
 
 @dataclass(frozen=True)
