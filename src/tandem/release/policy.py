@@ -372,7 +372,14 @@ def parse_policy(raw: Any, *, text: str = "", path: Path | None = None) -> Polic
 
 
 def load_policy(path: Path) -> Policy:
-    text = path.read_text()
+    return _parsed(path, path.read_text())
+
+
+# A policy is immutable and its version is the digest of its text, so the same text parses to the same policy:
+# every runtime of a process (the simulator builds one per journey) shares one instead of compiling its rules
+# again. An edited file is new text, so it is parsed anew.
+@functools.lru_cache(maxsize=64)
+def _parsed(path: Path, text: str) -> Policy:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
