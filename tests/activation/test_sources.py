@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,23 @@ async def test_a_duckdb_lookup_past_its_budget_is_interrupted_and_frees_its_thre
         # One worker: this answers only because the endless query was interrupted, not left running.
         rows = await asyncio.wait_for(source.query("SELECT :key AS k", {"key": "x", "today": None}, 5), 10)
         assert rows == [{"k": "x"}]
+    finally:
+        await source.close()
+
+
+async def test_a_duckdb_source_answers_each_query_by_its_own_text_when_more_queries_come_than_it_remembers(
+    lakehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tandem.activation.duckdb.TEXT_CACHE", 2)
+    source = DuckDBSource.connect("lake", {}, lakehouse, workers=1)
+    queries = [f"SELECT :key AS k, {n} AS n" for n in range(5)] + ["SELECT :key AS k, CAST(:today AS DATE) AS d"]
+    try:
+        for _ in range(2):  # the second pass finds some texts forgotten, others remembered
+            for n, sql in enumerate(queries[:5]):
+                assert await source.query(sql, {"key": f"C-{n}", "today": None}, 5) == [{"k": f"C-{n}", "n": n}]
+            rows = await source.query(queries[5], {"key": "C-9", "today": date(2026, 12, 3)}, 5)
+            assert rows == [{"k": "C-9", "d": date(2026, 12, 3)}]
+        assert len(source._texts) <= 2  # ad hoc queries do not pile up
     finally:
         await source.close()
 

@@ -49,6 +49,7 @@ from tandem.release.signals import PLACEHOLDER, ReleaseError, parse_duration
 
 log = logging.getLogger(__name__)
 DELTA_REFRESH_S = 10.0
+TEXT_CACHE = 1024  # distinct queries whose DuckDB text is kept
 
 
 @dataclass
@@ -131,6 +132,7 @@ class DuckDBSource:
         self._busy = 0  # workers draining the queue
         self._closed = False
         self._forms: dict[str, FormChoice] = {}
+        self._texts: dict[str, tuple[str, frozenset[str]]] = {}  # a signal's SQL -> DuckDB's text, names used
         self.lookups = 0  # lookups taken to run, and the statements that answered them (the benchmark shows both)
         self.statements = 0
 
@@ -272,8 +274,7 @@ class DuckDBSource:
 
     # -- querying --------------------------------------------------------------------------------------
     async def query(self, sql: str, params: Mapping[str, Any], timeout_s: float) -> list[Row]:
-        used = {m.group(1) for m in PLACEHOLDER.finditer(sql)}
-        text = named_placeholders(sql, "dollar")
+        text, used = self._text(sql)
         values = {k: v for k, v in params.items() if k in used}
         self._maybe_refresh()
         lookup = _Lookup(values.pop("key", None), asyncio.get_running_loop())
@@ -295,6 +296,17 @@ class DuckDBSource:
         except asyncio.CancelledError:
             self._give_up(lookup)
             raise
+
+    def _text(self, sql: str) -> tuple[str, frozenset[str]]:
+        """The query as DuckDB takes it and the parameters it uses, worked out once per query: this runs on the
+        event loop for every lookup, and the loop's time is what answers budgets on time when many wait."""
+        known = self._texts.get(sql)
+        if known is None:
+            if len(self._texts) >= TEXT_CACHE:  # ad hoc queries (operators, tests) must not grow it forever
+                self._texts.clear()
+            used = frozenset(m.group(1) for m in PLACEHOLDER.finditer(sql))
+            known = self._texts[sql] = (named_placeholders(sql, "dollar"), used)
+        return known
 
     def _give_up(self, lookup: _Lookup) -> None:
         with self._lock:
