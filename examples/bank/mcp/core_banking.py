@@ -12,7 +12,6 @@ the ``effects`` ledger.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import uuid
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 
 import yaml
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from tandem.actions import hosting
@@ -105,10 +103,6 @@ def _new_last4(db: sqlite3.Connection) -> str:
             return last4
 
 
-def _refusing(exc: EffectRefused) -> ToolError:
-    return ToolError(str(exc))
-
-
 def build(data: Path, world: Path) -> MCPServer[Any]:
     ledger = EffectLedger(data)
     ledger.db.executescript(SCHEMA)
@@ -179,10 +173,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
 
         args = {"customer_id": customer_id, "transaction_id": transaction_id, "amount": amount.model_dump(),
                 "reason": reason}  # fmt: skip
-        try:
-            return await ledger.apply(call_key(ctx), "open_dispute", args, effect)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return await ledger.apply(call_key(ctx), "open_dispute", args, effect)
 
     @server.tool(meta=effect_meta())
     async def withdraw_dispute(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -197,10 +188,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             subject = f"transaction:{original.args['transaction_id']}"
             return {"dispute": value, "facts": [{"name": "dispute", "subject": subject, "value": value}]}
 
-        try:
-            return ledger.compensate(original_key, call_key(ctx), "withdraw_dispute", undo)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return ledger.compensate(original_key, call_key(ctx), "withdraw_dispute", undo)
 
     @server.tool(meta=effect_meta(compensate="unblock_card"))
     async def block_card(customer_id: str, card_last4: str, reason: str, ctx: Context) -> dict[str, Any]:
@@ -217,10 +205,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"card": card, "facts": [{"name": "card_status", "subject": f"card:{card_last4}", "value": value}]}
 
         args = {"customer_id": customer_id, "card_last4": card_last4, "reason": reason}
-        try:
-            return await ledger.apply(call_key(ctx), "block_card", args, effect)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return await ledger.apply(call_key(ctx), "block_card", args, effect)
 
     @server.tool(meta=effect_meta())
     async def unblock_card(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -239,10 +224,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"card": {**card, "status": card["previous_status"]},
                     "facts": [{"name": "card_status", "subject": f"card:{last4}", "value": value}]}  # fmt: skip
 
-        try:
-            return ledger.compensate(original_key, call_key(ctx), "unblock_card", undo)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return ledger.compensate(original_key, call_key(ctx), "unblock_card", undo)
 
     # No compensation: a card in the post cannot be called back by a tool; a person cancels it with the bureau.
     @server.tool(meta=effect_meta())
@@ -275,10 +257,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             }
 
         args = {"customer_id": customer_id, "card_last4": card_last4}
-        try:
-            return await ledger.apply(call_key(ctx), "reissue_card", args, effect)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return await ledger.apply(call_key(ctx), "reissue_card", args, effect)
 
     @server.tool(meta=effect_meta(compensate="reverse_credit"))
     async def issue_credit(customer_id: str, amount: Money, reason: str, ctx: Context) -> dict[str, Any]:
@@ -297,10 +276,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"credit": credit, "facts": [{"name": "credit", "subject": f"credit:{credit_id}", "value": credit}]}
 
         args = {"customer_id": customer_id, "amount": amount.model_dump(), "reason": reason}
-        try:
-            return await ledger.apply(call_key(ctx), "issue_credit", args, effect)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return await ledger.apply(call_key(ctx), "issue_credit", args, effect)
 
     @server.tool(meta=effect_meta())
     async def reverse_credit(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -312,10 +288,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             value = {**credit, "status": "reversed"}
             return {"credit": value, "facts": [{"name": "credit", "subject": f"credit:{credit['id']}", "value": value}]}
 
-        try:
-            return ledger.compensate(original_key, call_key(ctx), "reverse_credit", undo)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return ledger.compensate(original_key, call_key(ctx), "reverse_credit", undo)
 
     @server.tool(meta=effect_meta(compensate="lift_account_hold"))
     async def place_account_hold(account_id: str, amount: Money, reason: str, ctx: Context) -> dict[str, Any]:
@@ -335,10 +308,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"hold": hold, "facts": [{"name": "account_hold", "subject": subject, "value": hold}]}
 
         args = {"account_id": account_id, "amount": amount.model_dump(), "reason": reason}
-        try:
-            return await ledger.apply(call_key(ctx), "place_account_hold", args, effect)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        return await ledger.apply(call_key(ctx), "place_account_hold", args, effect)
 
     @server.tool(meta=effect_meta())
     async def lift_account_hold(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -351,22 +321,14 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             subject = f"account:{original.args['account_id']}"
             return {"hold": value, "facts": [{"name": "account_hold", "subject": subject, "value": value}]}
 
-        try:
-            key = call_key(ctx)
-            return ledger.compensate(original_key, key, "lift_account_hold", undo)
-        except EffectRefused as exc:
-            raise _refusing(exc) from None
+        key = call_key(ctx)
+        return ledger.compensate(original_key, key, "lift_account_hold", undo)
 
     return server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the server's SQLite file")
-    parser.add_argument("--world", type=Path, required=True, help="the world.yaml to seed from")
-    parser.add_argument("--http", help="serve streamable HTTP on host:port instead of stdio")
-    args = parser.parse_args()
-    hosting.run(build(args.data, args.world), args.http)
+    hosting.main(build, __doc__)
 
 
 if __name__ == "__main__":

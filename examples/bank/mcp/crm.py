@@ -8,14 +8,12 @@ Every effect is done once per idempotency key and kept in the ``effects`` ledger
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 
 from tandem.actions import hosting
 from tandem.actions.ledger import EffectLedger, EffectRefused, Entry, add_ledger_tools, call_key, effect_meta
@@ -64,10 +62,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"case": case, "facts": [{"name": "crm_case", "subject": f"crm_case:{case_id}", "value": case}]}
 
         args = {"customer_id": customer_id, "subject": subject}
-        try:
-            return await ledger.apply(call_key(ctx), "open_case", args, effect)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return await ledger.apply(call_key(ctx), "open_case", args, effect)
 
     @server.tool(meta=effect_meta())
     async def close_case(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -79,10 +74,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             value = {**case, "status": "closed"}
             return {"case": value, "facts": [{"name": "crm_case", "subject": f"crm_case:{case['id']}", "value": value}]}
 
-        try:
-            return ledger.compensate(original_key, call_key(ctx), "close_case", undo)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return ledger.compensate(original_key, call_key(ctx), "close_case", undo)
 
     @server.tool(meta=effect_meta())
     async def add_note(customer_id: str, text: str, ctx: Context, case_id: str | None = None) -> dict[str, Any]:
@@ -101,21 +93,13 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"note": {"id": note_id, "case_id": case_id}}
 
         args = {"customer_id": customer_id, "text": text, "case_id": case_id}
-        try:
-            return await ledger.apply(call_key(ctx), "add_note", args, effect)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return await ledger.apply(call_key(ctx), "add_note", args, effect)
 
     return server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the server's SQLite file")
-    parser.add_argument("--world", type=Path, required=True, help="the world.yaml (the CRM starts empty)")
-    parser.add_argument("--http", help="serve streamable HTTP on host:port instead of stdio")
-    args = parser.parse_args()
-    hosting.run(build(args.data, args.world), args.http)
+    hosting.main(build, __doc__, world_help="the world.yaml (the CRM starts empty)")
 
 
 if __name__ == "__main__":

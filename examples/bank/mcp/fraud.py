@@ -10,7 +10,6 @@ Lisbon alert (score 0.82). Every effect is done once per idempotency key and kep
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import uuid
@@ -19,7 +18,6 @@ from typing import Any
 
 import yaml
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from tandem.actions import hosting
@@ -129,11 +127,8 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
                 "facts": [{"name": "card_hold", "subject": f"card:{card_last4}", "value": value}],
             }
 
-        try:
-            args = {"customer_id": customer_id, "card_last4": card_last4, "amount": amount.model_dump()}
-            return await ledger.apply(call_key(ctx), "release_hold", args, effect)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        args = {"customer_id": customer_id, "card_last4": card_last4, "amount": amount.model_dump()}
+        return await ledger.apply(call_key(ctx), "release_hold", args, effect)
 
     @server.tool(meta=effect_meta())
     async def reinstate_hold(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -149,10 +144,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
                 "facts": [{"name": "card_hold", "subject": f"card:{card}", "value": value}],
             }
 
-        try:
-            return ledger.compensate(original_key, call_key(ctx), "reinstate_hold", undo)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return ledger.compensate(original_key, call_key(ctx), "reinstate_hold", undo)
 
     @server.tool(meta=effect_meta(compensate="remove_travel_notice"))
     async def add_travel_notice(
@@ -173,10 +165,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"travel_notice": notice, "facts": [{"name": "travel_notice", "value": notice}]}
 
         args = {"customer_id": customer_id, "countries": countries, "start": start, "end": end}
-        try:
-            return await ledger.apply(call_key(ctx), "add_travel_notice", args, effect)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return await ledger.apply(call_key(ctx), "add_travel_notice", args, effect)
 
     @server.tool(meta=effect_meta())
     async def remove_travel_notice(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -187,22 +176,14 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             db.execute("UPDATE travel_notices SET status = 'removed' WHERE id = ?", (notice_id,))
             return {"facts": [{"name": "travel_notice", "value": "none on file"}], "removed": notice_id}
 
-        try:
-            key = call_key(ctx)
-            return ledger.compensate(original_key, key, "remove_travel_notice", undo)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        key = call_key(ctx)
+        return ledger.compensate(original_key, key, "remove_travel_notice", undo)
 
     return server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the server's SQLite file")
-    parser.add_argument("--world", type=Path, required=True, help="the world.yaml to seed from")
-    parser.add_argument("--http", help="serve streamable HTTP on host:port instead of stdio")
-    args = parser.parse_args()
-    hosting.run(build(args.data, args.world), args.http)
+    hosting.main(build, __doc__)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ APT-3120 on 2026-12-10 needs a new date. Every effect is done once per idempoten
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import uuid
@@ -175,10 +174,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"payment_plan": plan, "facts": [{"name": "payment_plan", "value": plan}]}
 
         args = {"member_id": member_id, "amount": amount.model_dump(), "months": months}
-        try:
-            return await ledger.apply(call_key(ctx), "set_up_payment_plan", args, effect)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return await ledger.apply(call_key(ctx), "set_up_payment_plan", args, effect)
 
     @server.tool(meta=effect_meta())
     async def cancel_payment_plan(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -190,11 +186,8 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             value = {**plan, "status": "cancelled"}
             return {"payment_plan": value, "facts": [{"name": "payment_plan", "value": value}]}
 
-        try:
-            key = call_key(ctx)
-            return ledger.compensate(original_key, key, "cancel_payment_plan", undo)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        key = call_key(ctx)
+        return ledger.compensate(original_key, key, "cancel_payment_plan", undo)
 
     @server.tool()
     async def list_appointments(member_id: str) -> dict[str, Any]:
@@ -228,10 +221,7 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             return {"appointment": value, "facts": [{"name": "appointment", "subject": subject, "value": value}]}
 
         args = {"member_id": member_id, "appointment_id": appointment_id, "new_date": new_date}
-        try:
-            return await ledger.apply(call_key(ctx), "reschedule_appointment", args, effect)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        return await ledger.apply(call_key(ctx), "reschedule_appointment", args, effect)
 
     @server.tool(meta=effect_meta())
     async def restore_appointment(original_key: str, ctx: Context) -> dict[str, Any]:
@@ -247,22 +237,14 @@ def build(data: Path, world: Path) -> MCPServer[Any]:
             subject = f"appointment:{appt['id']}"
             return {"appointment": value, "facts": [{"name": "appointment", "subject": subject, "value": value}]}
 
-        try:
-            key = call_key(ctx)
-            return ledger.compensate(original_key, key, "restore_appointment", undo)
-        except EffectRefused as exc:
-            raise ToolError(str(exc)) from None
+        key = call_key(ctx)
+        return ledger.compensate(original_key, key, "restore_appointment", undo)
 
     return server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the server's SQLite file")
-    parser.add_argument("--world", type=Path, required=True, help="the world.yaml to seed from")
-    parser.add_argument("--http", help="serve streamable HTTP on host:port instead of stdio")
-    args = parser.parse_args()
-    hosting.run(build(args.data, args.world), args.http)
+    hosting.main(build, __doc__)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ runtime can start servers on port 0 and never guess a port.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -126,3 +128,15 @@ def run(server: MCPServer[Any], http: str | None = None) -> None:
         anyio.run(serve_http, server, host or "127.0.0.1", int(port or 0))
     except KeyboardInterrupt:
         sys.exit(0)
+
+
+def main(
+    build: Callable[[Path, Path], MCPServer[Any]], doc: str | None, world_help: str = "the world.yaml to seed from"
+) -> None:
+    """The command line every example system shares: its data file, the world it seeds from, stdio or HTTP."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--data", type=Path, required=True, help="the server's SQLite file")
+    parser.add_argument("--world", type=Path, required=True, help=world_help)
+    parser.add_argument("--http", help="serve streamable HTTP on host:port instead of stdio")
+    args = parser.parse_args()
+    run(build(args.data, args.world), args.http)

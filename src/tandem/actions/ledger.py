@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mcp.server.mcpserver.exceptions import ToolError
+
 IDEMPOTENCY_META_KEY = "tandem/idempotency_key"
 EFFECT_META_KEY = "tandem/effect"
 FAULTS_ENV = "TANDEM_MCP_FAULTS"
@@ -45,8 +47,9 @@ CREATE TABLE IF NOT EXISTS seeded (source TEXT PRIMARY KEY, at TEXT NOT NULL);
 """
 
 
-class EffectRefused(Exception):
-    """The effect cannot be done (a business rule): nothing was written, the caller may tell the customer."""
+class EffectRefused(ToolError):
+    """The effect cannot be done (a business rule): nothing was written, the caller may tell the customer. A
+    tool that raises it answers with an error result carrying the reason, as the MCP SDK does any ToolError."""
 
 
 @dataclass(frozen=True, slots=True)
