@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import pstats
-import re
 import shutil
 import signal
 import statistics
@@ -42,6 +41,7 @@ from mcp import Client, StdioServerParameters
 from rich.console import Console
 from rich.table import Table
 
+from bench.document import DOC, write_section
 from tandem import commands as cmd
 from tandem.actions.runtime import Actions, build_actions, policy_files
 from tandem.actions.servers import ServerConfig
@@ -55,7 +55,6 @@ from tandem.store.sqlite import SqliteStore
 from tandem.world.world import EXAMPLES_DIR, World
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 OUT_DIR = ROOT / "bench" / "out"
 SECTION = "## Actions and MCP"
 FRAUD = EXAMPLES_DIR / "bank" / "mcp" / "fraud.py"
@@ -648,15 +647,7 @@ def section(r: dict[str, Any]) -> str:
 
 
 def write_doc(r: dict[str, Any]) -> None:
-    # Re-read right before writing: other scripts own the other sections of the same file.
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    new = section(r)
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: new + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    DOC.write_text(text.rstrip("\n") + "\n")
+    write_section(SECTION, section(r))
 
 
 def show(r: dict[str, Any]) -> None:

@@ -57,6 +57,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.document import DOC, write_section
 from tandem.activation import Activator, Source, Trigger
 from tandem.activation.duckdb import DuckDBSource
 from tandem.activation.lakehouse import GENERATOR_VERSION, generate, read_manifest
@@ -67,7 +68,6 @@ from tandem.release.signals import load_releases
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Enterprise data activation"
 COMMAND = ".venv/bin/python -m bench.activation"
 DATA_ROOT = Path(os.environ.get("TANDEM_BENCH_ACTIVATION_DATA", "/tmp/tandem-bench-activation"))
@@ -614,25 +614,8 @@ def section(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-INTRO = """# Benchmarks
-
-Figures measured on the development machine (2 cores), each section written by the script that measures it;
-run the command again to refresh its section (other sections are left alone). Raw figures go to `bench/out/`
-(git-ignored).
-
-"""
-
-
 def write_doc(r: dict[str, Any]) -> None:
-    new = section(r)
-    text = DOC.read_text() if DOC.exists() else INTRO  # read right before writing: others write other sections
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: new + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text.rstrip("\n") + "\n")
+    write_section(SECTION, section(r))
 
 
 def show(r: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.document import DOC, write_section
 from tandem import commands as cmd
 from tandem.case import events as ev
 from tandem.case.envelope import Actor
@@ -58,7 +59,6 @@ from tandem.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Core (in process)"
 COMMAND = ".venv/bin/python -m bench.core"
 PG_DSN = os.environ.get("TANDEM_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -1183,31 +1183,8 @@ def section(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-INTRO = """# Benchmarks
-
-Figures measured on the development machine (2 cores), each section written by the script that measures it;
-run the command again to refresh its section (other sections are left alone). Raw figures go to `bench/out/`
-(git-ignored). Install the extras first: `pip install -e '.[bench]'`; PostgreSQL cases use
-`TANDEM_BENCH_PG_DSN` (default `postgresql://postgres@127.0.0.1:5432/test`) in a schema of their own, dropped
-afterwards, and are reported as "not run" when the server or the store is unavailable.
-
-| section | command (from the repository root, with `.venv/bin/python`) |
-|---|---|
-| Core (in process): turns/s and latency, raw appends, LangGraph, load, idle memory | `python -m bench.core` |
-
-"""
-
-
 def write_doc(r: dict[str, Any]) -> None:
-    text = DOC.read_text() if DOC.exists() else INTRO
-    new = section(r)
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: new + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text.rstrip("\n") + "\n")
+    write_section(SECTION, section(r))
 
 
 def show(r: dict[str, Any]) -> None:

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -30,9 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.document import DOC, current, save, with_section
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## HTTP API"
 COMMAND = ".venv/bin/python -m bench.http"
 VENV_BIN = Path(sys.executable).parent
@@ -306,13 +306,7 @@ def section(r: dict[str, Any]) -> str:
 
 
 def write_doc(r: dict[str, Any]) -> None:
-    text = DOC.read_text()
-    new = section(r)
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: new + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
+    text = with_section(current(), SECTION, section(r))
     row = (
         "| HTTP API: open-loop latency, closed-loop throughput vs a FastAPI + SQLite anchor | `python -m bench.http` |"
     )
@@ -321,7 +315,7 @@ def write_doc(r: dict[str, Any]) -> None:
         last = max(i for i, x in enumerate(lines) if x.startswith("| ") and "`python -m bench." in x)
         lines.insert(last + 1, row)
         text = "\n".join(lines)
-    DOC.write_text(text.rstrip("\n") + "\n")
+    save(text)
 
 
 def main() -> None:

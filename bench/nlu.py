@@ -34,6 +34,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
+from bench.document import DOC, write_section
 from tandem.understanding import embeddings as emb
 from tandem.understanding.evaluation import carve
 from tandem.understanding.examples import OUT_OF_SCOPE, Example, read_clinc, read_csv, read_intents_dir
@@ -43,7 +44,6 @@ from tandem.understanding.model import IntentModel, Recipe, tune_threshold
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("TANDEM_DATA_DIR", ROOT.parent / "shared" / "data"))
 OUT_DIR = ROOT / "bench" / "out"
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Understanding"
 GOALS = {"banking77": 0.945, "clinc_in_scope": 0.962, "clinc_oos_recall": 0.60, "p50_ms": 10.0}
 TENANTS = {"bank": ("bank", "bank_test.csv"), "health_plan": ("healthcare", "health_plan_test.csv")}
@@ -626,15 +626,7 @@ def met(ok: bool) -> str:
 
 
 def write_doc(r: dict[str, Any]) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    new = section(r)
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: new + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text.rstrip("\n") + "\n")
+    write_section(SECTION, section(r))
 
 
 def show(r: dict[str, Any]) -> None:

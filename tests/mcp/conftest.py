@@ -4,8 +4,6 @@ policies through the real ``PolicyGate``; time is a ManualClock on the business 
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,45 +12,21 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tandem.activation.activator import Activator
-from tandem.api.app import create_app
 from tandem.clock import ManualClock
 from tandem.participants.bot import SelfServiceBot
 from tandem.runtime import Runtime, build_runtime
 from tandem.world.world import World
+from tests.api.conftest import serving
 from tests.planner.support import example_gate
 
 ADMIN_TOKEN = "admin-test-token"
 WAIT_S = 10.0
 MARIA_LINES = ("My card was declined in Lisbon", "415 555 0134", "March 14, 1985", "94110")
-
-
-@asynccontextmanager
-async def serving(runtime: Runtime) -> AsyncIterator[str]:
-    """Serve the app on a socket that is already listening: requests wait in the backlog until uvicorn has
-    run the lifespan (the MCP session manager included) and accepts them."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(runtime), log_config=None, log_level="warning", ws="none", lifespan="on",
-        timeout_graceful_shutdown=2,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @dataclass
