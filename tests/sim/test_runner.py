@@ -95,3 +95,19 @@ def test_an_invalid_scenario_file_exits_2_with_file_and_line(tmp_path: Path) -> 
     result = CliRunner().invoke(app, [str(broken), "--report", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert f"{broken}:6: persona.legs: List should have at least 1 item" in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "named"), [([], "understanding: the trained intent models"), (["--understanding", "rules"], "keyword")]
+)
+def test_journeys_are_understood_as_the_demo_understands_them_unless_told_otherwise_and_the_report_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: list[str], named: str
+) -> None:
+    # The default is the demo's understanding: models trained from the tenants' examples (cached here).
+    monkeypatch.setenv("TANDEM_CACHE_DIR", str(tmp_path / "cache"))
+    scenario = EXAMPLES_DIR / "healthcare" / "scenarios" / "out_of_scope_then_bill.yaml"
+    result = CliRunner().invoke(app, [str(scenario), "--report", str(tmp_path / "r"), "--no-siloed", *option])
+    assert result.exit_code == 0, result.output
+    assert named in (tmp_path / "r" / "report.md").read_text()
+    trained = list((tmp_path / "cache").glob("nlu/*.pkl"))
+    assert bool(trained) == (not option), trained

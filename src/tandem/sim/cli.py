@@ -19,6 +19,7 @@ from tandem.sim.evaluation import Evaluation, evaluate
 from tandem.sim.metrics import Rates
 from tandem.sim.scenario import ScenarioError, load_scenarios
 from tandem.sim.transport import open_deployment
+from tandem.understanding.classifier import ClassifierUnderstander
 from tandem.world.world import World
 
 app = typer.Typer(help="The journey simulator.", no_args_is_help=True)
@@ -29,6 +30,11 @@ defaults = Rates()
 class TransportName(StrEnum):
     inprocess = "inprocess"
     http = "http"
+
+
+class UnderstandingName(StrEnum):
+    classifier = "classifier"
+    rules = "rules"
 
 
 def eval_command(
@@ -55,6 +61,14 @@ def eval_command(
     jobs: Annotated[
         int, typer.Option("--jobs", min=1, help="Journeys played at once, each on its own deployment (not --url).")
     ] = 4,
+    understanding: Annotated[
+        UnderstandingName,
+        typer.Option(
+            "--understanding",
+            help="classifier: the intent models trained from the tenants' examples, as `tandem demo` serves them; "
+            "rules: the keyword understander underneath them (not with --url: the server decides).",
+        ),
+    ] = UnderstandingName.classifier,
 ) -> None:
     """Run scenarios through Tandem (and a siloed baseline) and write a Markdown report with charts and JSON.
 
@@ -83,10 +97,17 @@ def eval_command(
         def advance(label: str) -> None:
             progress.update(task, advance=1, description=label)
 
-        async with open_deployment(transport.value, world, url=url, admin_token=admin_token) as deployment:
+        understander: ClassifierUnderstander | None = None
+        if url is None and understanding is UnderstandingName.classifier:
+            understander = ClassifierUnderstander(world)
+            progress.update(task, description="training the intent models (cached after the first time)")
+            await asyncio.to_thread(understander.warm)
+        async with open_deployment(
+            transport.value, world, url=url, admin_token=admin_token, understander=understander
+        ) as deployment:
             return await evaluate(
-                scenarios, deployment, rates, kinds, transport=where, siloed=siloed, offer_wait_s=offer_wait_s,
-                jobs=1 if url else jobs, progress=advance,
+                scenarios, deployment, rates, kinds, transport=where, understanding=_understanding(understander, url),
+                siloed=siloed, offer_wait_s=offer_wait_s, jobs=1 if url else jobs, progress=advance,
             )  # fmt: skip
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -102,6 +123,16 @@ def eval_command(
     console.print(f"report: {written[0]}  ·  summary: {report / 'summary.json'}")
     if not evaluation.passed:
         raise typer.Exit(1)
+
+
+def _understanding(understander: ClassifierUnderstander | None, url: str | None) -> str:
+    """How the deployment understood customers, as the report says it."""
+    if url is not None:
+        return "the server's own"
+    if understander is None:
+        return "the keyword rules"
+    features = f"n-grams + {understander.embedder.name}" if understander.embedder else "n-grams"
+    return f"the trained intent models ({features})"
 
 
 def _signals() -> dict[str, list[str]]:

@@ -46,6 +46,7 @@ class Evaluation:
     rates: Rates
     transport: str
     outcomes: list[Outcome] = field(default_factory=list)
+    understanding: str = "the deployment's own"  # how customers' lines were understood, for the report
 
     @property
     def passed(self) -> bool:
@@ -85,6 +86,7 @@ async def evaluate(
     tenant_kinds: Mapping[str, str],
     *,
     transport: str,
+    understanding: str = "the deployment's own",
     siloed: bool = True,
     offer_wait_s: float = 5.0,
     jobs: int = 1,
@@ -111,7 +113,7 @@ async def evaluate(
         return await tandem, baseline
 
     played = await asyncio.gather(*(both(item.scenario) for item in scenarios))
-    evaluation = Evaluation(rates, transport)
+    evaluation = Evaluation(rates, transport, understanding=understanding)
     for item, (tandem, baseline) in zip(scenarios, played, strict=True):
         evaluation.outcomes.append(
             Outcome(item.path, item.scenario, tandem, baseline, check(item.scenario.expect, tandem))

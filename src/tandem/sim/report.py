@@ -105,7 +105,8 @@ def markdown(evaluation: Evaluation, command: str) -> str:
     out = [
         "# Journey simulator — evaluation report",
         "",
-        f"Produced by `{command}` (transport: {evaluation.transport}; self-service: {_self_service()}). "
+        f"Produced by `{command}` (transport: {evaluation.transport}; self-service: {_self_service()}; "
+        f"understanding: {evaluation.understanding}). "
         "Every figure comes from simulated",
         "customers and agents working through Tandem's HTTP API; time is simulated, not measured, so a rerun",
         "gives the same numbers. Definitions are in [docs/simulator.md](../simulator.md).",

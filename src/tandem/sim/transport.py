@@ -35,7 +35,7 @@ import httpx
 from tandem.activation.activator import Activator
 from tandem.activation.sources import Row, Source
 from tandem.clock import ManualClock
-from tandem.participants.protocol import Participant
+from tandem.participants.protocol import Participant, Understander
 from tandem.release.signals import SignalRelease, load_releases
 from tandem.sim.client import TandemApi
 from tandem.sim.effects import Effect, read_ledgers
@@ -178,12 +178,13 @@ async def _runtime(
     admin_token: str,
     activator: Activator | None,
     participants: Mapping[str, Participant] | None = None,
+    understander: Understander | None = None,
 ) -> Any:
     from tandem.runtime import build_runtime
 
     runtime = await build_runtime(
         data_dir, world, clock=simulated_clock(world), admin_token=admin_token, participants=participants,
-        activator=activator, with_actions=True, policies=_policy_files(world),
+        understander=understander, activator=activator, with_actions=True, policies=_policy_files(world),
     )  # fmt: skip
     runtime.owns_activator = False
     assert runtime.actions is not None  # with_actions
@@ -212,6 +213,9 @@ class LocalDeployment:
     # Replaces the deployment's participants (the self-service bot): a seam for tests that need a participant
     # misbehaving on purpose.
     participants: Mapping[str, Participant] | None = None
+    # How customers' lines are understood; None: the runtime's rule-based default. Shared by every journey
+    # (a trained model is trained or loaded once, not per journey).
+    understander: Understander | None = None
 
     def stage(self, tenant_id: str, late_signals: Collection[str] = ()) -> AbstractAsyncContextManager[Stage]:
         activator = self.enterprise.activator_for(tenant_id, late_signals) if self.enterprise is not None else None
@@ -223,7 +227,9 @@ class LocalDeployment:
     async def _inprocess(self, activator: Activator | None) -> AsyncIterator[Stage]:
         admin_token = _token()
         with tempfile.TemporaryDirectory(prefix="tandem-sim-") as directory:
-            runtime = await _runtime(Path(directory), self.world, admin_token, activator, self.participants)
+            runtime = await _runtime(
+                Path(directory), self.world, admin_token, activator, self.participants, self.understander
+            )
             app = _app(runtime)
             # ASGITransport sends no lifespan events: run the app's lifespan (reactors, shutdown) ourselves.
             lifespan: AbstractAsyncContextManager[Any] = app.router.lifespan_context(app)
@@ -252,7 +258,9 @@ class LocalDeployment:
         sock.listen(128)
         port = sock.getsockname()[1]
         with tempfile.TemporaryDirectory(prefix="tandem-sim-") as directory:
-            thread = _ServerThread(self.world, Path(directory), admin_token, sock, activator, self.participants)
+            thread = _ServerThread(
+                self.world, Path(directory), admin_token, sock, activator, self.participants, self.understander
+            )
             thread.start()
             try:
                 # Bounded: the server object exists once the runtime is built; requests then queue on the socket.
@@ -279,10 +287,11 @@ class _ServerThread(threading.Thread):
         sock: socket.socket,
         activator: Activator | None,
         participants: Mapping[str, Participant] | None,
+        understander: Understander | None = None,
     ) -> None:
         super().__init__(name="tandem-sim-server", daemon=True)
         self.world, self.data_dir, self.admin_token, self.sock = world, data_dir, admin_token, sock
-        self.activator, self.participants = activator, participants
+        self.activator, self.participants, self.understander = activator, participants, understander
         self.server: Any = None
         self.runtime: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -300,7 +309,9 @@ class _ServerThread(threading.Thread):
         import uvicorn
 
         self.loop = asyncio.get_running_loop()
-        self.runtime = await _runtime(self.data_dir, self.world, self.admin_token, self.activator, self.participants)
+        self.runtime = await _runtime(
+            self.data_dir, self.world, self.admin_token, self.activator, self.participants, self.understander
+        )
         try:
             config = uvicorn.Config(_app(self.runtime), log_level="warning", lifespan="on", access_log=False)
             self.server = uvicorn.Server(config)
@@ -345,6 +356,7 @@ async def open_deployment(
     url: str | None = None,
     admin_token: str | None = None,
     participants: Mapping[str, Participant] | None = None,
+    understander: Understander | None = None,
 ) -> AsyncIterator[Deployment]:
     if url is not None:
         if not admin_token:
@@ -353,4 +365,4 @@ async def open_deployment(
             yield ExternalDeployment(TandemApi(http, admin_token))
         return
     async with example_enterprise(world) as enterprise:
-        yield LocalDeployment(world, enterprise, transport, participants)
+        yield LocalDeployment(world, enterprise, transport, participants, understander)
