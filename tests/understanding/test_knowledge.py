@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tandem.knowledge.articles import read_articles, split_markdown
-from tandem.knowledge.retrieval import KnowledgeBase, TenantKnowledge, recall_at, tokens
+from tandem.knowledge.articles import Passage, read_articles, split_markdown
+from tandem.knowledge.retrieval import KnowledgeBase, Lookup, TenantKnowledge, recall_at, series, tokens
 from tandem.world.world import EXAMPLES_DIR
 
 ARTICLES = {"bank": EXAMPLES_DIR / "bank" / "articles", "health_plan": EXAMPLES_DIR / "healthcare" / "articles"}
@@ -115,3 +115,56 @@ def test_bm25_parameters_out_of_range_are_refused_with_the_values_named(bad: dic
     passages = read_articles(ARTICLES["bank"])
     with pytest.raises(ValueError, match="BM25 needs"):
         KnowledgeBase(passages, **bad)  # type: ignore[arg-type]
+
+
+def test_an_articles_series_is_its_folder_or_the_name_before_its_number() -> None:
+    assert series("cards/gold.md") == "cards"
+    assert series("doc_credit_cards_ecocard_004") == "doc_credit_cards_ecocard"
+    assert series("doc_bank_accounts_(general)_12") == "doc_bank_accounts_(general)"
+    assert series("card-declined.md") == "card-declined"
+
+
+def _product_pages() -> list[Passage]:
+    pages = {
+        "gold": ["Gold Card: overview", "Gold Card: annual fee", "Gold Card: cash back", "Gold Card: travel"],
+        "silver": ["Silver Card: overview", "Silver Card: annual fee", "Silver Card: cash back on groceries"],
+        "branch": ["Branch opening hours", "Branch accessibility"],
+    }
+    return [
+        Passage(f"doc_{product}_{i:03d}", title, None, f"{title}. Details of the {title.split(':')[-1].strip()}.")
+        for product, titles in pages.items()
+        for i, title in enumerate(titles, 1)
+    ]
+
+
+def test_a_lookup_follows_the_series_of_its_first_results_with_the_same_question() -> None:
+    kb = KnowledgeBase(_product_pages())
+    first, *follow_ups = kb.lookup("gold card cash back", 2, follow=2)
+    assert first.series is None
+    assert [h.passage.source for h in first.hits] == [
+        h.passage.source for h in kb.search("gold card cash back", 2, by_source=True)
+    ]
+    assert first.hits[0].passage.source == "doc_gold_003"
+    assert [f.series for f in follow_ups] == list(dict.fromkeys(series(h.passage.source) for h in first.hits))
+    shown = [h.passage.source for lookup in [first, *follow_ups] for h in lookup.hits]
+    assert len(shown) == len(set(shown))  # a follow-up shows only articles not shown yet
+    for follow_up in follow_ups:
+        assert 0 < len(follow_up.hits) <= 2
+        assert all(series(h.passage.source) == follow_up.series for h in follow_up.hits)
+
+
+def test_a_lookup_that_follows_nothing_is_the_search_alone() -> None:
+    kb = KnowledgeBase(_product_pages())
+    lookups = kb.lookup("silver card annual fee", 5, follow=0)
+    assert len(lookups) == 1
+    assert lookups[0].hits == kb.search("silver card annual fee", 5, by_source=True)
+    assert kb.lookup("zzzz qqqq") == [Lookup("zzzz qqqq", None, [])]
+
+
+def test_a_tenant_lookup_reads_that_tenants_articles_only() -> None:
+    library = TenantKnowledge()
+    lookups = library.lookup("bank", "my wallet was stolen with my card in it")
+    assert lookups and lookups[0].hits[0].passage.source == "lost-or-stolen-card.md"
+    sources = {p.source for p in library.base("bank").passages}  # type: ignore[union-attr]
+    assert {h.passage.source for lookup in lookups for h in lookup.hits} <= sources
+    assert library.lookup("nobody", "anything") == []

@@ -3,8 +3,12 @@ never from the documents to be found nor from the answers the task expects."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bench import document, knowledge
 from bench.knowledge import Question, derived_questions, halves
 
 TASK: dict[str, Any] = {
@@ -71,3 +75,45 @@ def test_tasks_are_split_alternately_in_id_order_into_tuning_and_reporting_halve
     tune, report = halves(tasks)
     assert [t["id"] for t in tune] == ["task_001", "task_003", "task_005"]
     assert [t["id"] for t in report] == ["task_002", "task_004"]
+
+
+def test_a_short_quote_does_not_pair_its_closing_mark_with_the_next_quotes_opening_one() -> None:
+    instructions = (
+        'You run a landscaping company called "Green Spaces" and want a new truck.\n\n'
+        '1. **Start naturally:** "Hi, I want a business credit card with the best return on a truck."'
+    )
+    task = {"id": "t", "user_scenario": {"instructions": instructions}, "evaluation_criteria": {"actions": []}}
+    assert derived_questions(task, {}) == [
+        Question("Hi, I want a business credit card with the best return on a truck.", "customer")
+    ]
+
+
+def test_the_knowledge_part_of_the_understanding_section_is_replaced_and_the_rest_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(
+        "# Benchmarks\n\n## Understanding\n\nIntent figures.\n\nKnowledge answers (old run): old figures.\n\n"
+        "| old | table |\n\n## Core\n\nCore figures.\n"
+    )
+    monkeypatch.setattr(document, "DOC", doc)
+    monkeypatch.setattr(knowledge, "knowledge_lines", lambda results: ["Knowledge answers (new run): new."])
+    knowledge.write_doc({})
+    assert doc.read_text() == (
+        "# Benchmarks\n\n## Understanding\n\nIntent figures.\n\nKnowledge answers (new run): new.\n\n"
+        "## Core\n\nCore figures.\n"
+    )
+    knowledge.write_doc({})  # a second run changes nothing more
+    assert doc.read_text().count("Knowledge answers (") == 1
+
+
+def test_a_document_without_the_section_gets_it_with_the_knowledge_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Core\n\nCore figures.\n")
+    monkeypatch.setattr(document, "DOC", doc)
+    monkeypatch.setattr(knowledge, "knowledge_lines", lambda results: ["Knowledge answers (new run): new."])
+    knowledge.write_doc({})
+    assert doc.read_text().endswith("## Understanding\n\nKnowledge answers (new run): new.\n")
+    assert "## Core\n\nCore figures.\n" in doc.read_text()

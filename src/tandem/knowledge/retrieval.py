@@ -36,12 +36,41 @@ RRF_K = 60
 # 0.5, 0.75, 0.9); the weight matters most (recall@5 0.65 at 2, 0.69 at 12), b hardly at all.
 TITLE_WEIGHT = 12
 B = 0.5
+# How many series of the first results a lookup follows (``KnowledgeBase.lookup``): three lists of five for
+# one question is what an agent reads. Not tuned on recall, which always grows with more lists, as it does
+# with reading further down one ranking (bench/knowledge.py measures both).
+FOLLOW = 2
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
     passage: Passage
     score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One list of articles an agent reads: the question's own search (``series`` None) or a follow-up
+    through the other articles of a series the first results belong to."""
+
+    query: str
+    series: str | None
+    hits: list[Hit]
+
+
+_NUMBERED = re.compile(r"[_-]?\d+$")
+
+
+def series(source: str) -> str:
+    """The series an article belongs to, from its source: its folder (``cards/gold.md`` is in ``cards``),
+    else the name before its number (``doc_credit_cards_ecocard_004`` is in ``doc_credit_cards_ecocard``).
+    A product's pages form a series, and their titles do not always name it ("Prescription discount
+    program" is one of the Gold Years Account's pages). An article with neither is a series of its own."""
+    folder, _, name = source.rpartition("/")
+    if folder:
+        return folder
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return _NUMBERED.sub("", stem) or stem
 
 
 def tokens(text: str) -> list[str]:
@@ -109,6 +138,11 @@ class KnowledgeBase:
         weights = tf.data * (k1 + 1) / (tf.data + norm) * self._idf[tf.col]
         self._bm25 = sparse.csr_matrix((weights, (tf.row, tf.col)), shape=tf.shape).T.tocsr()  # terms x passages
         self._vocab = vocab
+        # Each passage's series as a number, so a follow-up picks its series out of a ranking in one step.
+        self._series_ids: dict[str, int] = {}
+        for p in self.passages:
+            self._series_ids.setdefault(series(p.source), len(self._series_ids))
+        self._series = np.array([self._series_ids[series(p.source)] for p in self.passages])
         self._dense = None
         if embedder is not None:
             self._dense = embedder.encode([f"{p.title}. {p.section or ''}. {p.text}" for p in self.passages])
@@ -125,8 +159,9 @@ class KnowledgeBase:
             return np.zeros(len(self.passages))
         return np.asarray(self._bm25[ids].sum(axis=0)).ravel()
 
-    def search(self, query: str, k: int = 5, *, by_source: bool = False) -> list[Hit]:
-        """The best ``k`` passages (or, ``by_source``, the best passage of each of the best ``k`` articles)."""
+    def _ranked(self, query: str) -> tuple[Any, Any]:
+        """The passages that match ``query`` at all, best first (their indices), and every passage's fused
+        score; no passage when no word of the query is known and there are no embeddings."""
         import numpy as np
 
         lexical = self._lexical(query)
@@ -135,23 +170,50 @@ class KnowledgeBase:
             q = self.embedder.encode([query])[0]
             rankings.append(np.argsort(-(self._dense @ q), kind="stable"))
         fused = np.zeros(len(self.passages))
+        if not lexical.any() and len(rankings) == 1:
+            return np.zeros(0, dtype=np.int64), fused
         for ranking in rankings:
             fused[ranking] += 1.0 / (RRF_K + np.arange(1, len(ranking) + 1))
-        if not lexical.any() and len(rankings) == 1:
-            return []
-        order = np.argsort(-fused, kind="stable")
+        return np.argsort(-fused, kind="stable"), fused
+
+    def _hits(self, order: Any, fused: Any, k: int, *, by_source: bool, skip: set[str] | None = None) -> list[Hit]:
+        """The first ``k`` passages of ``order`` (or, ``by_source``, the best passage of each of the first ``k``
+        articles), leaving out the articles in ``skip``."""
         hits: list[Hit] = []
-        seen: set[str] = set()
+        seen = set(skip or ())
         for i in order:
             passage = self.passages[int(i)]
+            if passage.source in seen:
+                continue
             if by_source:
-                if passage.source in seen:
-                    continue
                 seen.add(passage.source)
             hits.append(Hit(passage, float(fused[i])))
             if len(hits) == k:
                 break
         return hits
+
+    def search(self, query: str, k: int = 5, *, by_source: bool = False) -> list[Hit]:
+        """The best ``k`` passages (or, ``by_source``, the best passage of each of the best ``k`` articles)."""
+        order, fused = self._ranked(query)
+        return self._hits(order, fused, k, by_source=by_source)
+
+    def lookup(self, query: str, k: int = 5, *, follow: int = FOLLOW) -> list[Lookup]:
+        """Search as an agent does, following what it finds: the best ``k`` articles for ``query``, then, for
+        each series among them (up to ``follow`` series, best first), the best ``k`` articles of that series
+        not shown yet, for the same question. A question about one card's cash back finds the card's overview
+        first and its cash-back page in the follow-up; a question comparing cards finds a few of them and then
+        each one's own pages. Every lookup is a list an agent reads, of at most ``k`` articles."""
+        order, fused = self._ranked(query)
+        first = self._hits(order, fused, k, by_source=True)
+        lookups = [Lookup(query, None, first)]
+        shown = {h.passage.source for h in first}
+        for name in list(dict.fromkeys(series(h.passage.source) for h in first))[:follow]:
+            members = order[self._series[order] == self._series_ids[name]]
+            more = self._hits(members, fused, k, by_source=True, skip=shown)
+            if more:
+                lookups.append(Lookup(query, name, more))
+                shown |= {h.passage.source for h in more}
+        return lookups
 
     def answer(self, query: str, *, min_overlap: float = 0.3) -> Hit | None:
         """The single best passage, or None when too little of the question is in it to be worth saying."""
@@ -203,3 +265,9 @@ class TenantKnowledge:
         """The passage that answers ``question`` for this tenant, with its source; None when none does."""
         kb = self.base(tenant_id)
         return kb.answer(question) if kb is not None else None
+
+    def lookup(self, tenant_id: str, question: str, k: int = 5) -> list[Lookup]:
+        """This tenant's articles for ``question``, following the series of the first ones found
+        (``KnowledgeBase.lookup``); empty for a tenant without articles."""
+        kb = self.base(tenant_id)
+        return kb.lookup(question, k) if kb is not None else []
