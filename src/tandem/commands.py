@@ -27,6 +27,15 @@ class Say(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Reworded(Say):
+    """A line the participant decided, in the words a language model chose (``participants.phrasing``): its
+    event names that model and its prompt version, as every AI word's event does."""
+
+    model: str
+    prompt_version: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ask(Command):
     """Ask the customer for a fact, through ask-once. ``purpose="authentication"`` asks a challenge, which
     assurance governs instead: fair only while the leg is below ``needed_level``. An empty ``text`` records

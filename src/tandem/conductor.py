@@ -424,7 +424,7 @@ class Conductor:
                     continue
             match command:
                 case cmd.Say(text=text):
-                    emit(ev.REPLY_SENT, {"text": text}, actor)
+                    emit(ev.REPLY_SENT, {"text": text}, _voiced(actor, command))
                 case cmd.Ask():
                     decision = (
                         may_challenge(
@@ -581,6 +581,14 @@ def args_digest(tool: str, args: Mapping[str, Any]) -> str:
     """The digest an approval is bound to: approving one set of arguments never approves another."""
     canonical = json.dumps({"tool": tool, "args": args}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _voiced(actor: Actor, say: cmd.Say) -> Actor:
+    """Who a line names: its author, or, for a line a language model re-worded, that model and its prompt
+    version (the author decided what to say; the model chose the words)."""
+    if isinstance(say, cmd.Reworded):
+        return replace(actor, model=say.model, prompt_version=say.prompt_version)
+    return actor
 
 
 def _holds_floor(state: Interaction, actor: Actor) -> bool:

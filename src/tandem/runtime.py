@@ -3,7 +3,9 @@ registry of tokens and agents, assembled once and shared by the HTTP API and the
 
 The same conductor serves every tenant (the tenant comes from each caller's token). Reactors run as tasks
 of the event loop that serves the API: the router (woken by the bus, with a poll as a safety net), the
-timer reactor (a poll of due timers) and, once at start, recovery of inputs a crash left unprocessed.
+timer reactor (a poll of due timers), the summaries (a case summary for each handoff request and each close,
+written after the turn that caused it, never inside it) and, once at start, recovery of inputs a crash left
+unprocessed.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from tandem.conductor import Conductor, Input, InteractionClosed
 from tandem.participants.ai import AIParticipant, ai_from_env
 from tandem.participants.bot import SelfServiceBot
 from tandem.participants.flow_planner import self_service_from_env
+from tandem.participants.phrasing import phrasing_from_env
 from tandem.participants.protocol import Participant, Understander
+from tandem.participants.summarizer import Summarizer, SummaryReactor, summarizer_from_env
 from tandem.routing.presence import AgentDirectory
 from tandem.routing.router import Router
 from tandem.store.protocol import DuplicateInput, EventStore, InteractionNotFound
@@ -91,6 +95,7 @@ class Runtime:
     # False when the activator is shared with other runtimes (the simulator's one lakehouse): its owner closes it.
     owns_activator: bool = True
     actions: Actions | None = None
+    summaries: SummaryReactor | None = None
     # Set when the data directory had no admin token and TANDEM_ADMIN_TOKEN named none: print it once.
     admin_token_created: str | None = None
     timer_interval_s: float = 0.5
@@ -128,6 +133,13 @@ class Runtime:
                 _repeat("inputs", self._process_unhandled, self.timer_interval_s, self._stop, self.bus), name="inputs"
             ),
         ]
+        if self.summaries is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    _repeat("summaries", self.summaries.step, self.routing_interval_s, self._stop, self.bus),
+                    name="summaries",
+                )
+            )
 
     async def stop(self) -> None:
         self._stop.set()
@@ -210,11 +222,13 @@ async def build_runtime(
     activator: Activator | None = None,
     with_actions: bool = False,
     policies: Mapping[str, Path] | None = None,
+    summarizer: Summarizer | None = None,
 ) -> Runtime:
     """Assemble everything. ``admin_token`` (or ``TANDEM_ADMIN_TOKEN``) becomes an admin token of every
     tenant; with neither, a fresh data directory gets a new one in ``admin_token_created``. ``policies``
     (tenant -> policy.yaml) saves finding each tenant's policy file, which parses every policy once more:
-    for callers that build many runtimes (the simulator builds one per journey)."""
+    for callers that build many runtimes (the simulator builds one per journey). ``summarizer`` writes the case
+    summaries (by default the one ``TANDEM_LLM`` configures, see ``summarizer_from_env``)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or BusinessDateClock(world.business_date)
@@ -225,6 +239,7 @@ async def build_runtime(
     bot: SelfServiceBot | None = None
     if participants is None:
         bot = self_service_from_env(world, activator=activator)
+        bot.phrasing = phrasing_from_env()
         participants = {"bot": bot, **ai_from_env(world)}
     if understander is None:
         understander = RuleUnderstander({t.id: t.kind for t in world})
@@ -260,6 +275,7 @@ async def build_runtime(
         owns_store=owns_store,
         activator=activator,
         actions=actions,
+        summaries=SummaryReactor(conductor, summarizer or summarizer_from_env()),
     )
     chosen = admin_token or os.environ.get("TANDEM_ADMIN_TOKEN")
     if chosen:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tandem.case import events as ev
 from tandem.conductor import Input, TurnResult
 from tests.api.conftest import ADMIN_TOKEN, Api
 
@@ -104,7 +105,11 @@ async def test_unknown_ids_are_404_in_the_error_shape(api: Api) -> None:
 async def test_a_message_to_a_closed_interaction_is_a_conflict_and_writes_nothing(api: Api) -> None:
     chat = await api.chat()
     assert (await api.call("POST", f"/v1/interactions/{chat.id}/close", chat.token, {})).json() == {"status": "closed"}
+    # Closing writes the case summary after the close: once it is there, nothing more may be written.
+    assert api.runtime.summaries is not None
+    await api.runtime.summaries.step()
     before = await api.all_events()
+    assert before[-1].type == ev.SUMMARY_WRITTEN
     r = await api.call("POST", f"/v1/interactions/{chat.id}/messages", chat.token, {"text": "still there?"})
     assert_error(r, 409, "interaction_closed", "closed")
     r = await api.call("POST", f"/v1/interactions/{chat.id}/close", chat.token, {})

@@ -141,6 +141,8 @@ async def test_accepting_with_full_capacity_is_a_conflict_and_leaves_the_offer_o
     # Asked for by name, the offer reaches the agent even though they are full; taking it must wait.
     await api.hand_over(waiting, ADMIN_TOKEN, {"kind": "agent", "id": agent.id})
     [offer] = await api.offers(agent)
+    assert api.runtime.summaries is not None
+    await api.runtime.summaries.step()  # the handoffs' summaries are written: nothing else may be
     before = len(await api.all_events())
     r = await api.call("POST", f"/v1/offers/{offer['id']}/accept", agent.token)
     assert r.status_code == 409

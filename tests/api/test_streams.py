@@ -71,6 +71,8 @@ async def test_a_customer_stream_never_carries_facts_whispers_or_policy_decision
 async def test_a_finished_customer_stream_answers_204_so_the_browser_stops_reconnecting(api: Api) -> None:
     chat = await api.chat()
     await api.call("POST", f"/v1/interactions/{chat.id}/close", chat.token, {})
+    assert api.runtime.summaries is not None
+    await api.runtime.summaries.step()  # the close's summary is the interaction's last event
     version = len(await api.events(chat.id))
     r = await api.call("GET", f"/v1/interactions/{chat.id}/stream", chat.token, headers={"Last-Event-ID": str(version)})
     assert r.status_code == 204

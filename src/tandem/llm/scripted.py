@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,12 @@ class ScriptedFlowLLM(ScriptedLLM):
     the offered flow; otherwise the conversation's current flow goes on; otherwise no call at all (the planner
     then says it did not understand, or keeps a queued customer company). Select it with
     ``TANDEM_LLM=scripted:flows``.
+
+    It also does the writing duties the same setting turns on: a case summary is the case file's reason, facts
+    and handoff in a few sentences, every word taken from the document it is given
+    (``tandem.participants.summarizer``); a re-worded reply is the template with its who-contractions spelled out
+    and, for an upset customer, an apology in front: the same facts in other words
+    (``tandem.participants.phrasing``).
     """
 
     def __init__(self) -> None:
@@ -110,6 +116,14 @@ class ScriptedFlowLLM(ScriptedLLM):
     def _next(self, request: Request) -> Completion:
         # No script to run out of: every request is answered by the rules above.
         self.requests.append(request)
+        document = _document(request.messages, SUMMARY_HEADER)
+        if document is not None:
+            return Completion(_summary(document), model=self.model)
+        document = _document(request.messages, PHRASING_HEADER)
+        if document is not None:
+            return Completion(
+                _reworded(str(document.get("text") or ""), document.get("customer_sentiment")), model=self.model
+            )
         context = _planner_context(request.messages)
         flows = {str(f["name"]): f for f in context.get("flows") or []}
         by_intent = {str(i): name for name, f in flows.items() for i in f.get("intents") or []}
@@ -127,6 +141,49 @@ class ScriptedFlowLLM(ScriptedLLM):
 
 
 CONTEXT_HEADER = "CONTEXT (JSON):"
+SUMMARY_HEADER = "CASE FILE (JSON):"
+PHRASING_HEADER = "REPLY (JSON):"
+UPSET = frozenset({"angry", "distressed", "vulnerable", "repeated_failure", "negative"})
+# Who-contractions only: "didn't" and "doesn't" stay as they are (a customer reading "doesn't match" is told
+# the same thing either way, and scripts that look for the template's words still find them).
+_SPELLED_OUT = {
+    "I'm": "I am", "I'll": "I will", "I've": "I have", "you'll": "you will", "You'll": "You will",
+    "they'll": "they will", "They'll": "They will", "you're": "you are", "You're": "You are",
+    "There's": "There is", "there's": "there is", "that's": "that is", "That's": "That is",
+}  # fmt: skip
+
+
+def _document(messages: Sequence[Message], header: str) -> dict[str, Any] | None:
+    """The JSON document after ``header`` in the last user message, if that is what was sent."""
+    for message in reversed(messages):
+        if message.role == "user":
+            if header not in message.content:
+                return None
+            loaded = json.loads(message.content.split(header, 1)[1])
+            return loaded if isinstance(loaded, dict) else {}
+    return None
+
+
+def _summary(doc: Mapping[str, Any]) -> str:
+    customer = doc.get("customer") or {}
+    who = customer.get("name") or "The customer"
+    identity = str((doc.get("identity") or {}).get("assurance") or "none").replace("_", " ")
+    out = [f"{who} came about {doc.get('reason') or 'something not yet known'} (identity {identity})."]
+    facts = doc.get("facts") or []
+    if facts:
+        out.append("The records show " + "; ".join(f"{f['fact']} {f['value']} ({f['source']})" for f in facts) + ".")
+    handoff = doc.get("handoff") or {}
+    if handoff:
+        out.append(f"They were handed over to {handoff.get('to')}: {handoff.get('reason')}.")
+    still = doc.get("open") or []
+    if still:
+        out.append("Open: " + "; ".join(still) + ".")
+    return " ".join(out)
+
+
+def _reworded(text: str, sentiment: Any) -> str:
+    worded = " ".join(_SPELLED_OUT.get(word, word) for word in text.split(" "))
+    return f"I am sorry for the trouble. {worded}" if sentiment in UPSET else worded
 
 
 def _planner_context(messages: Sequence[Message]) -> dict[str, Any]:

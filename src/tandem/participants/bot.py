@@ -24,6 +24,7 @@ from tandem.case.interaction import Interaction
 from tandem.case.legs import Assurance
 from tandem.flows.engine import FactEntry, FactView, FlowRun
 from tandem.knowledge.retrieval import TenantKnowledge
+from tandem.participants.phrasing import Phrasing
 from tandem.participants.protocol import ActionGate, Turn, Understanding
 from tandem.release.flows import Flow, FlowBook, load_tenant_flows
 from tandem.release.signals import STATUS_FACT, Trigger
@@ -150,6 +151,7 @@ class SelfServiceBot:
         gate: ActionGate | None = None,
         flows: Mapping[str, FlowBook] | None = None,
         knowledge: TenantKnowledge | None = None,
+        phrasing: Phrasing | None = None,
     ) -> None:
         self.world = world
         self.understander = understander or RuleUnderstander({t.id: t.kind for t in world})
@@ -162,6 +164,8 @@ class SelfServiceBot:
         # Each tenant's flows, by tenant id (the shipped examples' by default).
         self.flows = flows if flows is not None else shipped_flows()
         self.knowledge = knowledge or TenantKnowledge()
+        # With phrasing, a language model may re-word the lines decided below for tone, never what they say.
+        self.phrasing = phrasing
 
     def book(self, tenant_id: str) -> FlowBook | None:
         return self.flows.get(tenant_id)
@@ -184,6 +188,8 @@ class SelfServiceBot:
                 str(turn.input.data.get("text") or ""), case, turn.now
             )
             await self._respond(work, understanding)
+        if self.phrasing is not None:
+            return await self.phrasing.reword(work.out, work.tenant.name, _sentiment_of(case, turn))
         return work.out
 
     # -- greeting and resuming -------------------------------------------------------------------------
@@ -552,6 +558,13 @@ class SelfServiceBot:
             "I'm connecting you with a person now. They'll see everything you've told me, so you won't need "
             "to repeat yourself. I'll stay with you until they join."
         )
+
+
+def _sentiment_of(case: Interaction, turn: Turn) -> str | None:
+    """How the customer feels now: this line's assessment, else the case's last one."""
+    if turn.understanding is not None and turn.understanding.sentiment is not None:
+        return turn.understanding.sentiment[1]
+    return (case.sentiment or {}).get("label")
 
 
 def _day(value: Any) -> str:

@@ -31,7 +31,8 @@ function notice(text) {
 // -- the handoff card ---------------------------------------------------------------------------------------
 
 // The server builds the card from the case file (tandem.routing.card). It is laid out in the order an
-// agent reads it before saying hello: who, why, what is known, what was tried, what is pending, mood, next.
+// agent reads it before saying hello: the case summary (once written), who, why, what is known, what was
+// tried, what is pending, mood, next.
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -86,6 +87,9 @@ function renderCard(card = {}, { inCase = false } = {}) {
     dd.append(content);
     dl.append(el("dt", label), dd);
   };
+  const tried = card.tried || {};
+  // Written just after the handoff was requested (a moment after the offer, at worst): see refreshCase.
+  if (tried.summary) row("Summary", tried.summary);
   const w = card.who || {};
   const legs = (w.legs || []).map((l) => `${l.channel}: ${assured(l.assurance)}${l.verified_by ? ` (${words(l.verified_by)})` : ""}`);
   row("Who", list([
@@ -97,9 +101,7 @@ function renderCard(card = {}, { inCase = false } = {}) {
   row("Why", [why.reason, why.intent && `intent ${words(why.intent.name)} (${percent(why.intent.confidence)})`, why.queue && `queue ${why.queue}`]
     .filter(Boolean).join(" — ") || "—");
   if (!inCase) row("Known", list((card.known || []).map(factLine)));
-  const tried = card.tried || {};
   const triedItems = [];
-  if (tried.summary) triedItems.push(tried.summary);
   if (tried.asked?.length) triedItems.push(`asked for ${tried.asked.map(words).join(", ")}`);
   for (const line of inCase ? [] : tried.last_lines || []) triedItems.push(`${speakerName(line.from, "agent")}: “${line.text}”`);
   for (const r of tried.refused || []) triedItems.push(`refused ${words(r.command)}: ${r.reason}`);
@@ -203,6 +205,12 @@ async function refreshCase() {
   $("case-status").textContent = `(${state})`;
   $("message").disabled = !holding || view.status === "closed";
   $("send-button").disabled = $("message").disabled;
+  if (view.summary && view.summary !== active.card?.tried?.summary) {
+    // A summary written after the offer (or at close) replaces the one the card was opened with.
+    active.card = { ...(active.card || {}), tried: { ...(active.card?.tried || {}), summary: view.summary } };
+    keep();
+    $("card").replaceChildren(renderCard(active.card, { inCase: true }));
+  }
   renderFacts(view.facts || {});
   renderActions(view.actions || [], view.status !== "closed");
   // The transcript fills in whatever the stream did not bring (the history, or a gap while reconnecting).
