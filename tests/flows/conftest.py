@@ -31,7 +31,8 @@ class CuedUnderstander:
 
     def understand(self, text: str, case: Interaction, now: datetime) -> Understanding:
         base = self.rules.understand(text, case, now)
-        return Understanding(base.intents, base.entities, assess(text, case).as_tuple(), base.text)
+        assessment = assess(text, case)
+        return Understanding(base.intents, base.entities, assessment.as_tuple(), base.text, assessment.cues)
 
 
 @dataclass

@@ -246,3 +246,14 @@ async def test_once_an_action_released_the_hold_a_lagging_signal_does_not_bring_
     assert any("declined on 2026-12-03 at Tasca do Chico, Lisbon" in r for r in replies)
     assert not any("The hold on your card" in r or "releasing the hold" in r for r in replies)
     assert len((await maria.case()).actions) == 1  # the first release only
+
+
+async def test_an_angry_customer_asking_for_a_person_is_handed_over_on_that_first_line(chat: Start) -> None:
+    # The line's label is "angry" (more urgent), which alone waits for a second upset line; the request for a
+    # person it also carries is heard at once.
+    maria = await chat("bank")
+    await maria.lines("my card was declined", "415 555 0134")
+    await maria.say("this is useless, put me through to someone")
+    case = await maria.case()
+    assert case.handoff is not None
+    assert case.handoff.reason == "customer wants a person (angry: said 'useless')"

@@ -30,6 +30,7 @@ from tandem.release.flows import Flow, FlowBook, load_tenant_flows
 from tandem.release.signals import STATUS_FACT, Trigger
 from tandem.understanding.countries import country_list, find_countries
 from tandem.understanding.rules import RuleUnderstander
+from tandem.understanding.sentiment import WANTS_PERSON
 from tandem.world.records import CustomerRecord
 from tandem.world.world import Tenant, World
 
@@ -232,6 +233,11 @@ class SelfServiceBot:
         top = u.intents[0] if u.intents else None
         if top and top[0] == "talk_to_person" and top[1] >= 0.5:
             self._hand_over(w, "the customer asked for a person", "Greet the customer and take over.")
+            return
+        if WANTS_PERSON in u.cues and u.sentiment is not None and u.sentiment[1] != WANTS_PERSON:
+            # Asked for a person in an upset line, whose label is the upset: the request is heard all the same.
+            self._hand_over(w, f"{HAND_OVER_ON[WANTS_PERSON]} ({u.sentiment[1]}: {u.sentiment[2]})",
+                            "Acknowledge how they feel, then resolve.")  # fmt: skip
             return
         if top and top[0] == "goodbye" and not self._handoff_open(w):
             w.say("Thanks for contacting us. Have a good day!")

@@ -20,6 +20,9 @@ class Understanding:
     entities: dict[str, Any] = field(default_factory=dict)
     sentiment: tuple[float, str, str | None] | None = None  # score, label, reason
     text: str = ""
+    # Every escalation cue the line carried, most urgent first: the sentiment's label is only the first, and
+    # "this is useless, get me a person" is both angry and a request for a person.
+    cues: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
