@@ -141,3 +141,21 @@ def test_a_union_shares_a_long_queue_among_the_workers_and_a_lateral_takes_it_wh
     assert batch_size("union", 3, 2) == 3
     assert batch_size("lateral", 50, 2) == 50
     assert batch_size("lateral", 100, 2) == 64
+
+
+def test_the_union_is_timed_first_and_bounds_what_a_lateral_trial_may_cost() -> None:
+    choice = FormChoice(lateral_ok=True, workers=2)
+    assert choice.trial_cap_ms(10) is None  # nothing to bound a trial by yet
+    assert choice.next(10) == "union"
+    choice.record("union", 10, 30.0)
+    assert choice.next(10) == "lateral"
+    assert choice.trial_cap_ms(20) == 30.0  # the union's cost for as many keys, shared by two workers
+    choice.record("lateral", 20, 4.0)
+    assert choice.trial_cap_ms(20) is None and choice.next(20) == "lateral"
+
+
+def test_a_lateral_form_must_beat_the_unions_share_of_one_worker_to_win() -> None:
+    # 2.0 ms per key against the union's 3.0: cheaper, but one thread would hold every key while two share a union.
+    choice = FormChoice(lateral_ok=True, workers=2, ms_per_key={"union": 3.0, "lateral": 2.0})
+    assert choice.next(50) == "union"
+    assert FormChoice(lateral_ok=True, workers=2, ms_per_key={"union": 3.0, "lateral": 1.0}).next(50) == "lateral"

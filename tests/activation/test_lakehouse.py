@@ -10,7 +10,16 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from tandem.activation.lakehouse import BANK, HEALTH, LOOKUP_KEYS, SORT_KEYS, generate, luhn_ok, read_manifest
+from tandem.activation.lakehouse import (
+    BANK,
+    HEALTH,
+    LOOKUP_KEYS,
+    RETURNED_IDS,
+    SORT_KEYS,
+    generate,
+    luhn_ok,
+    read_manifest,
+)
 from tandem.world.world import EXAMPLES_DIR
 
 TINY = 0.002
@@ -115,16 +124,17 @@ def test_the_delta_tables_hold_the_same_rows_as_their_parquet(lakehouse: Path) -
         assert delta and sorted(delta, key=lambda r: r[key]) == sorted(parquet, key=lambda r: r[key])  # no order
 
 
-def test_the_duckdb_file_keeps_each_tables_rows_in_key_order_with_the_lookup_keys_uncompressed(
+def test_the_duckdb_file_keeps_each_tables_rows_in_key_order_with_keys_and_returned_ids_uncompressed(
     lakehouse: Path,
 ) -> None:
     for tenant in ("bank", "health"):
         con = duckdb.connect(str(lakehouse / tenant / "lakehouse.duckdb"), read_only=True)
         try:
             tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            for table, keys in LOOKUP_KEYS.items():
+            for table in LOOKUP_KEYS.keys() | RETURNED_IDS.keys():
                 if table not in tables:  # the other tenant's
                     continue
+                keys = LOOKUP_KEYS.get(table, frozenset()) | RETURNED_IDS.get(table, frozenset())
                 stored = dict(con.execute(
                     "SELECT column_name, string_agg(DISTINCT compression, ',') FROM pragma_storage_info(?) "
                     "WHERE segment_type = 'VARCHAR' GROUP BY 1", [table]

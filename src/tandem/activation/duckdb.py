@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -43,7 +44,20 @@ from typing import Any
 
 import duckdb
 
-from tandem.activation.batch import Form, FormChoice, batch_params, batch_size, lateral_sql, ordered_at_top, union_sql
+from tandem.activation.batch import (
+    UNION_MAX,
+    Form,
+    FormChoice,
+    OrderLost,
+    SortKey,
+    batch_params,
+    batch_size,
+    lateral_sql,
+    ordered_at_top,
+    sort_rows,
+    top_order,
+    union_sql,
+)
 from tandem.activation.sources import Row, SourceError, named_placeholders
 from tandem.release.signals import PLACEHOLDER, ReleaseError, parse_duration
 
@@ -73,21 +87,37 @@ class _Lookup:
         self.running: _Statement | None = None
 
     def settle(self, rows: list[Row] | None, error: BaseException | None = None) -> None:
-        def settle() -> None:
-            if not self.future.done():
-                if error is not None:
-                    self.future.set_exception(error)
-                else:
-                    self.future.set_result(rows or [])
+        _settle([(self, rows)], error)
+
+    def resolve(self, rows: list[Row] | None, error: BaseException | None) -> None:
+        """On its event loop: hand the caller its rows or the error, unless it stopped waiting."""
+        if not self.future.done():
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(rows or [])
+
+
+def _settle(answered: list[tuple[_Lookup, list[Row] | None]], error: BaseException | None = None) -> None:
+    """Answer a statement's lookups with one wake-up of each event loop they wait on, not one per lookup: a
+    wake-up is a write to the loop's pipe and a turn of the loop, and a batch answers up to 64 lookups."""
+    by_loop: dict[int, list[tuple[_Lookup, list[Row] | None]]] = {}
+    for lookup, rows in answered:
+        by_loop.setdefault(id(lookup.loop), []).append((lookup, rows))
+    for group in by_loop.values():
+
+        def resolve(group: list[tuple[_Lookup, list[Row] | None]] = group) -> None:
+            for lookup, rows in group:
+                lookup.resolve(rows, error)
 
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
-            self.loop.call_soon_threadsafe(settle)
+            group[0][0].loop.call_soon_threadsafe(resolve)
 
 
 class _Statement:
     """One statement on a worker thread and the lookups it answers; interrupted once all of them gave up."""
 
-    __slots__ = ("cursor", "form", "lock", "lookups", "shared", "text")
+    __slots__ = ("cursor", "cut_off", "form", "lock", "lookups", "shared", "text")
 
     def __init__(self, text: str, shared: dict[str, Any], lookups: list[_Lookup], form: Form) -> None:
         self.text = text
@@ -96,11 +126,44 @@ class _Statement:
         self.lookups = lookups
         self.lock = threading.Lock()
         self.cursor: duckdb.DuckDBPyConnection | None = None
+        self.cut_off = False  # interrupted because a lateral trial ran past its cap, not because nobody waits
 
     def interrupt(self) -> None:
         with self.lock:
             if self.cursor is not None:
                 self.cursor.interrupt()
+
+    def cut(self) -> None:
+        with self.lock:
+            if self.cursor is not None:
+                self.cut_off = True
+                self.cursor.interrupt()
+
+
+class _TrialWatch:
+    """Cuts a lateral trial off once the thread running it has used ``cap_ms`` of CPU. CPU, not wall time: on a
+    busy machine the wait for a core is not the statement's cost, and would cut off a form that is cheaper."""
+
+    def __init__(self, statement: _Statement, cap_ms: float) -> None:
+        self._statement = statement
+        self._cap_s = cap_ms / 1000
+        clock = getattr(time, "pthread_getcpuclockid", None)  # Linux and most Unixes; elsewhere wall time
+        self._clock = clock(threading.get_ident()) if clock is not None else time.CLOCK_MONOTONIC
+        self._started = time.clock_gettime(self._clock)
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, name="duckdb-trial", daemon=True).start()
+
+    def _watch(self) -> None:
+        remaining = self._cap_s
+        while not self._done.wait(remaining):
+            used = time.clock_gettime(self._clock) - self._started
+            if used >= self._cap_s:
+                self._statement.cut()
+                return
+            remaining = self._cap_s - used
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 class DuckDBSource:
@@ -133,6 +196,7 @@ class DuckDBSource:
         self._closed = False
         self._forms: dict[str, FormChoice] = {}
         self._texts: dict[str, tuple[str, frozenset[str]]] = {}  # a signal's SQL -> DuckDB's text, names used
+        self._search_path: str | None = None  # where a cursor finds tables: set when a DuckDB file is attached
         self.lookups = 0  # lookups taken to run, and the statements that answered them (the benchmark shows both)
         self.statements = 0
 
@@ -196,8 +260,12 @@ class DuckDBSource:
         ).fetchall():
             if table in skip:  # a table declared under `tables` wins over the file's copy
                 continue
-            self._con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM lake."{table}"')
             self.tables[table] = f"duckdb:{path}"
+        # The file's tables are found by name through the search path, after the source's own (declared tables
+        # come first, so they win). Not through views: DuckDB binds a view's query again in every statement,
+        # 10-20% of a lookup's CPU (docs/activation.md).
+        (memory,) = self._con.execute("SELECT current_database()").fetchall()[0]
+        self._search_path = f"{_identifier(str(memory))}.main,lake.main"
 
     def _register(self, table: str, spec: Any, data_dir: Path) -> None:
         if table in self.tables:
@@ -321,8 +389,7 @@ class DuckDBSource:
         try:
             cursor = self._cursors.get_nowait()
         except queue.Empty:
-            with self._con_lock:
-                cursor = self._con.cursor()
+            cursor = self._new_cursor()
         try:
             while True:
                 with self._lock:  # emptiness and leaving are decided together: no lookup is left unserved
@@ -341,7 +408,7 @@ class DuckDBSource:
             waiting = [lookup for lookup in lookups if not lookup.cancelled]
             if not waiting:
                 continue
-            form = self._form(group[0]).next(len(waiting)) if len(waiting) > 1 else "union"
+            form = self._form(group[0], cursor).next(len(waiting)) if len(waiting) > 1 else "union"
             size = batch_size(form, len(waiting), self._workers)
             taken, rest = waiting[:size], waiting[size:]
             if rest:  # to the back of the line: the other queries' lookups go first, none waits for all of these
@@ -364,14 +431,12 @@ class DuckDBSource:
                 answers = self._batched(cursor, statement, [lookup.key for lookup in lookups])
         except Exception as exc:  # whatever went wrong, every lookup hears of it and the worker goes on
             error = SourceError(f"source {self.name}: {exc}") if isinstance(exc, duckdb.Error) else exc
-            for lookup in lookups:
-                lookup.settle(None, error)
+            _settle([(lookup, None) for lookup in lookups], error)
             return
         finally:
             with statement.lock:
                 statement.cursor = None
-        for lookup, rows in zip(lookups, answers, strict=True):
-            lookup.settle(rows)
+        _settle(list(zip(lookups, answers, strict=True)))
 
     @staticmethod
     def _plain(cursor: duckdb.DuckDBPyConnection, text: str, shared: Mapping[str, Any], key: Any) -> list[Row]:
@@ -380,40 +445,75 @@ class DuckDBSource:
         names = [d[0] for d in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def _form(self, text: str) -> FormChoice:
+    def _form(self, text: str, cursor: duckdb.DuckDBPyConnection) -> FormChoice:
         choice = self._forms.get(text)
-        if choice is None:
-            choice = self._forms.setdefault(text, FormChoice(lateral_ok=not ordered_at_top(text)))
+        if choice is None:  # once per query (a parse, well under a millisecond), the first time it batches
+            order = _order(cursor, text)
+            fresh = FormChoice(lateral_ok=order is not None, order=order or (), workers=self._workers)
+            choice = self._forms.setdefault(text, fresh)
         return choice
 
     def _batched(self, cursor: duckdb.DuckDBPyConnection, statement: _Statement, keys: list[Any]) -> list[list[Row]]:
-        choice, form = self._form(statement.text), statement.form
+        choice, form = self._forms[statement.text], statement.form
         sql = lateral_sql(statement.text) if form == "lateral" else union_sql(statement.text, len(keys))
+        cap_ms = choice.trial_cap_ms(len(keys)) if form == "lateral" else None
+        watch = _TrialWatch(statement, cap_ms) if cap_ms is not None else None
         started = time.thread_time()  # DuckDB runs a one-thread statement on the calling thread
         try:
-            cursor.execute(sql, batch_params(form, keys, statement.shared))
-            rows = cursor.fetchall()
+            try:
+                cursor.execute(sql, batch_params(form, keys, statement.shared))
+                rows = cursor.fetchall()
+            finally:
+                if watch is not None:
+                    watch.stop()
+            names = [d[0] for d in cursor.description or ()][1:]
+            grouped: list[list[tuple[Any, ...]]] = [[] for _ in keys]
+            for row in rows:
+                grouped[row[0]].append(row[1:])
+            if form == "lateral" and choice.order:
+                grouped = [sort_rows(answer, choice.order, names) for answer in grouped]
         except duckdb.InterruptException:
-            raise
-        except duckdb.Error as exc:
-            # A query the batch forms cannot hold (DuckDB refuses to decorrelate it, a trailing semicolon...)
-            # is answered key by key, exactly as it would be alone; the lateral form is not tried again.
+            if not statement.cut_off:  # every lookup gave up: nobody is waiting for an answer
+                raise
+            # The lateral trial cost more than a union would have: the union answers these keys, and stays.
+            log.info("source %s: lateral batch cut off after %.0f ms; the union stays", self.name, cap_ms or 0)
+            choice.refuse_lateral()
+            return self._unions(cursor, statement, keys)
+        except (duckdb.Error, OrderLost) as exc:
+            # A query the batch forms cannot hold (DuckDB refuses to decorrelate it, a trailing semicolon, an
+            # order its output cannot show...) is answered key by key, exactly as it would be alone; the lateral
+            # form is not tried again.
             log.info("source %s: %s batch refused (%s); answering key by key", self.name, form, exc)
             if form == "lateral":
                 choice.refuse_lateral()
             return [self._plain(cursor, statement.text, statement.shared, key) for key in keys]
         choice.record(form, len(keys), (time.thread_time() - started) * 1000)
-        names = [d[0] for d in cursor.description or ()][1:]
-        answers: list[list[Row]] = [[] for _ in keys]
-        for row in rows:
-            answers[row[0]].append(dict(zip(names, row[1:], strict=True)))
+        return [[dict(zip(names, row, strict=True)) for row in answer] for answer in grouped]
+
+    def _unions(self, cursor: duckdb.DuckDBPyConnection, statement: _Statement, keys: list[Any]) -> list[list[Row]]:
+        answers: list[list[Row]] = []
+        for start in range(0, len(keys), UNION_MAX):
+            chunk = keys[start : start + UNION_MAX]
+            cursor.execute(union_sql(statement.text, len(chunk)), batch_params("union", chunk, statement.shared))
+            rows = cursor.fetchall()
+            names = [d[0] for d in cursor.description or ()][1:]
+            part: list[list[Row]] = [[] for _ in chunk]
+            for row in rows:
+                part[row[0]].append(dict(zip(names, row[1:], strict=True)))
+            answers += part
         return answers
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new DuckDB cursor over the same tables, for plain SQL outside the signal path (the benchmark's
         naive scan, test stand-ins). The caller closes it."""
+        return self._new_cursor()
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         with self._con_lock:
-            return self._con.cursor()
+            cursor = self._con.cursor()
+        if self._search_path is not None:  # a setting of the connection: a cursor does not inherit it
+            cursor.execute(f"SET search_path = '{self._search_path}'")
+        return cursor
 
     async def close(self) -> None:
         with self._lock:
@@ -432,6 +532,22 @@ class DuckDBSource:
             except queue.Empty:
                 break
         self._con.close()
+
+
+def _order(cursor: duckdb.DuckDBPyConnection, text: str) -> tuple[SortKey, ...] | None:
+    """The query's top-level order as DuckDB's parser reads it (``batch.top_order``); without the parse (a
+    statement DuckDB cannot serialize), the text tells only whether there is one: then no lateral batch."""
+    try:
+        raw = cursor.execute("SELECT json_serialize_sql($sql)", {"sql": text}).fetchall()[0][0]
+        defaults = cursor.execute(
+            "SELECT current_setting('default_order'), current_setting('default_null_order')"
+        ).fetchall()[0]
+        order = top_order(json.loads(raw), str(defaults[0]), str(defaults[1]))
+    except (duckdb.Error, ValueError):
+        order = None
+    if order is None and not ordered_at_top(text):
+        return ()
+    return order
 
 
 def _setting(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -476,3 +592,7 @@ def _resolve(data_dir: Path, raw: str, source: str) -> Path:
 
 def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
