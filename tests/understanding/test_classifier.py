@@ -104,6 +104,14 @@ def test_the_understanding_carries_ranked_intents_entities_and_a_sentiment_with_
     assert result.sentiment[2] == "said 'ridiculous'"
 
 
+def test_an_upset_request_for_a_person_carries_both_cues_so_the_request_is_not_lost_behind_the_anger(
+    understander: ClassifierUnderstander,
+) -> None:
+    result = understander.understand("this is useless, put me through to someone", case_for("bank"), NOW)
+    assert result.sentiment is not None and result.sentiment[1] == "angry"
+    assert result.cues[:2] == ("angry", "wants_person")
+
+
 def test_a_full_card_number_never_reaches_the_understanding(understander: ClassifierUnderstander) -> None:
     result = understander.understand("my card 4111 1111 1111 1111 got declined", case_for("bank"), NOW)
     assert "4111 1111" not in result.text

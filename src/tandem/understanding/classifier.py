@@ -109,7 +109,7 @@ class ClassifierUnderstander:
         self.cache = cache
         self.embedder: emb.Embedder | None = None
         if use_embeddings or (use_embeddings is None and emb.available()):
-            self.embedder = emb.MiniLM()
+            self.embedder = emb.MiniLM(cache=cache)
         self.fallback = RuleUnderstander({t.id: t.kind for t in world})
         self._dirs = intents_dirs(examples_root or EXAMPLES_DIR)
         self._models: dict[str, IntentModel] = {}
@@ -141,5 +141,8 @@ class ClassifierUnderstander:
         prediction = model.predict([text])[0]
         intents: tuple[tuple[str, float], ...]
         intents = ((OUT_OF_SCOPE, prediction.confidence),) if prediction.label == OUT_OF_SCOPE else prediction.ranked
-        sentiment = assess(text, case).as_tuple()
-        return Understanding(intents=intents, entities=extract(text, now), sentiment=sentiment, text=text)
+        assessment = assess(text, case)
+        return Understanding(
+            intents=intents, entities=extract(text, now), sentiment=assessment.as_tuple(), text=text,
+            cues=assessment.cues,
+        )  # fmt: skip
