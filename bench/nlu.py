@@ -493,7 +493,7 @@ def section(r: dict[str, Any]) -> str:
         "calibration (five-fold out-of-fold margins where no validation split is given) but not the one-off "
         "embedding of the texts (given above).",
     ]
-    return "\n".join(lines + sentiment_lines() + knowledge_part()) + "\n"
+    return "\n".join(lines + entity_lines() + sentiment_lines() + knowledge_part()) + "\n"
 
 
 SENTIMENT_START = "Sentiment and escalation cues ("
@@ -503,6 +503,53 @@ SENTIMENT_SETS = {
     "sentiment_holdout_2.jsonl": "hold-out 2, written before the cue lists were widened (same author)",
 }
 SENTIMENT_BEFORE = {"sentiment_holdout.jsonl": 0.75, "sentiment_holdout_2.jsonl": 0.425}
+
+
+ENTITY_SETS = {
+    "entities.jsonl": "development set, written beside the extractor",
+    "entities_holdout.jsonl": "hold-out, written afterwards and not used to change it",
+}
+ENTITY_NOW = datetime(2026, 12, 3, 10, 0)  # the sets' relative dates ("yesterday") are read against this clock
+
+
+def entity_lines() -> list[str]:
+    """Precision, recall and F1 of the entity extractor per entity type on the labelled sets (deterministic,
+    so measured when the section is written). A value counts only when it is exactly the labelled one."""
+    from tandem.understanding.entities import extract
+
+    def pairs(found: dict[str, Any]) -> set[tuple[str, Any]]:
+        return {(k, v["amount_minor"] if k == "amount" else v) for k, v in found.items() if k != "dates"}
+
+    def f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+    lines = [
+        "",
+        "Entities (`tandem.understanding.entities`: money, dates also relative to the interaction's clock, card "
+        "last four, account / member / claim ids, phone, email, ZIP, names; full card numbers are redacted, not "
+        "extracted), scored on `tests/understanding/data`; precision / recall / F1:",
+        "",
+        "| set | lines | all types | per type |",
+        "|---|---|---|---|",
+    ]
+    for name, what in ENTITY_SETS.items():
+        rows = [
+            json.loads(line) for line in (ROOT / "tests" / "understanding" / "data" / name).read_text().splitlines()
+        ]
+        counts: dict[str, list[int]] = {}
+        for row in rows:
+            got, expected = pairs(extract(row["text"], ENTITY_NOW)), set(row["entities"].items())
+            for kind in {k for k, _ in got | expected}:
+                c = counts.setdefault(kind, [0, 0, 0])
+                c[0] += len({p for p in got & expected if p[0] == kind})
+                c[1] += len({p for p in got - expected if p[0] == kind})
+                c[2] += len({p for p in expected - got if p[0] == kind})
+        total = f1(*(sum(c[i] for c in counts.values()) for i in range(3)))
+        per_type = ", ".join(f"{kind} {f1(*c)[2]:.2f}" for kind, c in sorted(counts.items()))
+        lines.append(f"| {what} | {len(rows)} | {total[0]:.3f} / {total[1]:.3f} / {total[2]:.3f} | {per_type} |")
+    return lines
 
 
 def sentiment_lines() -> list[str]:
