@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from datetime import date
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
@@ -18,9 +16,7 @@ from tandem.activation.batch import FormChoice, OrderLost, SortKey, sort_rows, t
 from tandem.activation.duckdb import DuckDBSource
 from tandem.activation.sources import named_placeholders
 from tandem.release.signals import load_releases
-from tests.activation.test_batch import BLOCKER, _keys
-
-TODAY = date(2026, 12, 3)
+from tests.activation.test_batch import TODAY, _behind_a_blocker, _keys
 
 
 def _order(sql: str) -> tuple[SortKey, ...] | None:
@@ -76,13 +72,6 @@ def test_an_order_python_cannot_reproduce_is_refused_not_guessed() -> None:
         sort_rows([(1, 2)], (SortKey("x", False, False),), ["x", "X"])
     with pytest.raises(OrderLost):
         sort_rows([({"a": 1},), ({"a": 2},)], (SortKey("x", False, False),), ["x"])
-
-
-async def _behind_a_blocker(source: DuckDBSource, sql: str, keys: list[str]) -> list[list[dict[str, Any]]]:
-    blocker = asyncio.ensure_future(source.query(BLOCKER, {"key": "x"}, 30))
-    answers = await asyncio.gather(*(source.query(sql, {"key": k, "today": TODAY}, 30) for k in keys))
-    await blocker
-    return answers
 
 
 @pytest.mark.parametrize("tenant", ["bank", "health"])

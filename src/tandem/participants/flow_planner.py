@@ -28,10 +28,9 @@ from tandem.llm.protocol import LLM, Completion, LLMError, Message, Tool, ToolCa
 from tandem.llm.scripted import CONTEXT_HEADER, ScriptedFlowLLM
 from tandem.participants.ai import llm_from_env
 from tandem.participants.bot import SelfServiceBot, _Work
-from tandem.participants.planner_scope import redact, scoped_facts, transcript
+from tandem.participants.planner_scope import redact, scoped_facts, shipped_scopes, transcript
 from tandem.participants.protocol import ActionGate, Understanding
 from tandem.release.scopes import DataScopes
-from tandem.release.signals import ReleaseError, load_releases
 from tandem.world.world import World
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class FlowPlanner(SelfServiceBot):
         super().__init__(world, activator=activator, gate=gate)
         self.llm = llm
         self.model = f"{self.model}:{llm.model}"
-        self.scopes = dict(scopes) if scopes is not None else _release_scopes()
+        self.scopes = dict(scopes) if scopes is not None else dict(shipped_scopes())
         self.timeout_s = timeout_s
 
     async def _choose(self, w: _Work, u: Understanding) -> None:
@@ -179,14 +178,6 @@ class FlowPlanner(SelfServiceBot):
         goal = next((c for c in candidates if c in flow.intents), flow.intents[0])
         await self._pursue(w, goal, u)
         return True
-
-
-def _release_scopes() -> dict[str, DataScopes]:
-    try:
-        return {tenant_id: release.scopes for tenant_id, release in load_releases().items()}
-    except ReleaseError as exc:
-        log.warning("the flow planner sees no facts: data scopes could not be loaded: %s", exc)
-        return {}
 
 
 def self_service_from_env(

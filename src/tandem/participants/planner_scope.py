@@ -10,6 +10,8 @@ any other: a scope that does not list them does not show them.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,7 +19,22 @@ from typing import Any
 from tandem.case.casefile import fact_key
 from tandem.case.interaction import Interaction
 from tandem.release.scopes import DataScopes, FactRule
+from tandem.release.signals import ReleaseError, load_releases
 from tandem.understanding.redaction import redact_card_numbers
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def shipped_scopes() -> Mapping[str, DataScopes]:
+    """The example tenants' data scopes, loaded once per process; none when the releases cannot be loaded
+    (then a model is shown no facts at all, never more than its scope)."""
+    try:
+        return {tenant_id: release.scopes for tenant_id, release in load_releases().items()}
+    except ReleaseError as exc:
+        log.warning("models see no facts: data scopes could not be loaded: %s", exc)
+        return {}
+
 
 # Action fields a planner may see: what was asked for, where it stands and why; never the arguments (they
 # carry account and card details) nor results (systems of record answer in full).

@@ -23,7 +23,6 @@ meanwhile does not hold the summary up.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -43,9 +42,8 @@ from tandem.llm.grounding import ungrounded
 from tandem.llm.protocol import LLM, LLMError, Message
 from tandem.llm.scripted import SUMMARY_HEADER
 from tandem.participants.ai import writer_llm_from_env
-from tandem.participants.planner_scope import scoped_facts
+from tandem.participants.planner_scope import scoped_facts, shipped_scopes
 from tandem.release.scopes import DataScopes
-from tandem.release.signals import ReleaseError, load_releases
 from tandem.understanding.redaction import redact_card_numbers
 
 log = logging.getLogger(__name__)
@@ -73,17 +71,6 @@ class Summary:
     actor: Actor
     # Why a model's summary was not used (status and detail), when one was asked.
     fallback: Mapping[str, str] | None = None
-
-
-@functools.cache
-def shipped_scopes() -> Mapping[str, DataScopes]:
-    """The example tenants' data scopes, loaded once per process."""
-    try:
-        return {tenant_id: release.scopes for tenant_id, release in load_releases().items()}
-    except ReleaseError as exc:
-        # No scopes, no facts: summaries still say why, who and what is open, with no records in them.
-        log.warning("summaries show no facts: data scopes could not be loaded: %s", exc)
-        return {}
 
 
 def reader_of(occasion: Occasion, handoff: Mapping[str, Any] | None) -> str:
