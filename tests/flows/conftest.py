@@ -20,6 +20,7 @@ from tandem.store.sqlite import SqliteStore
 from tandem.understanding.rules import RuleUnderstander
 from tandem.understanding.sentiment import assess
 from tandem.world.world import World
+from tests.planner.support import example_gate
 
 
 class CuedUnderstander:
@@ -79,3 +80,12 @@ def chat(conductor: Conductor) -> Callable[[str], Awaitable[Chat]]:
         return Chat(conductor, tenant, state.interaction_id)
 
     return start
+
+
+async def bank_chat_with_gate(store: SqliteStore, clock: ManualClock, world: World, activator: Activator) -> Chat:
+    """A bank chat whose bot proposes actions through the example policy gate, as a deployment's does."""
+    gate = example_gate(world)
+    bot = SelfServiceBot(world, activator=activator, gate=gate)
+    conductor = Conductor(store, {"bot": bot}, clock=clock, understander=CuedUnderstander(world), gate=gate)
+    state, _ = await conductor.start("bank", "anon-bank", "chat")
+    return Chat(conductor, "bank", state.interaction_id)

@@ -13,14 +13,11 @@ import pytest
 from tandem.activation.activator import Activator
 from tandem.case.askonce import repeats
 from tandem.clock import ManualClock
-from tandem.conductor import Conductor
-from tandem.participants.bot import SelfServiceBot
 from tandem.release.signals import load_releases
 from tandem.store.sqlite import SqliteStore
 from tandem.world.world import World
 from tests.activation.fakes import ScriptedSource
-from tests.flows.conftest import Chat, CuedUnderstander
-from tests.planner.support import example_gate
+from tests.flows.conftest import Chat, bank_chat_with_gate
 
 Start = Callable[[str], Awaitable[Chat]]
 JAMES = ["I lost my card yesterday", "(212) 555-0199", "July 2, 1990", "10001"]
@@ -31,14 +28,6 @@ TWO_CARDS = [
     {"last4": "5151", "kind": "credit", "status": "active", "cards_held": 2},
 ]
 BLOCK_JAMES = {"customer_id": "C-1002", "card_last4": "9876", "reason": "reported lost or stolen"}
-
-
-async def _with_gate(store: SqliteStore, clock: ManualClock, world: World, activator: Activator) -> Chat:
-    gate = example_gate(world)
-    bot = SelfServiceBot(world, activator=activator, gate=gate)
-    conductor = Conductor(store, {"bot": bot}, clock=clock, understander=CuedUnderstander(world), gate=gate)
-    state, _ = await conductor.start("bank", "anon-bank", "chat")
-    return Chat(conductor, "bank", state.interaction_id)
 
 
 @pytest.fixture
@@ -59,7 +48,7 @@ def _proposed(case: Any) -> list[tuple[str, dict[str, Any]]]:
 async def test_a_verified_customer_with_one_card_has_it_blocked_and_replaced_without_being_asked_which(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     text = " ".join(await james.lines(*JAMES))
     assert "Which card" not in text
     assert "I'm blocking your credit card ending 9876 now" in text
@@ -87,7 +76,7 @@ async def test_without_a_policy_letting_the_bot_act_the_cards_team_blocks_and_re
 async def test_a_customer_with_two_cards_is_asked_which_and_the_one_they_name_is_blocked(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, two_card_activator: Activator
 ) -> None:
-    maria = await _with_gate(sqlite_store, clock, world, two_card_activator)
+    maria = await bank_chat_with_gate(sqlite_store, clock, world, two_card_activator)
     replies = await maria.lines("I lost my card", *MARIA)
     assert replies[-1] == "I'm sorry to hear that. Which card is it? The last four digits are enough."
     assert (await maria.case()).actions == {}  # nothing is blocked before she says which
@@ -102,7 +91,7 @@ async def test_a_customer_with_two_cards_is_asked_which_and_the_one_they_name_is
 async def test_a_customer_with_two_cards_who_named_the_card_already_is_not_asked_again(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, two_card_activator: Activator
 ) -> None:
-    maria = await _with_gate(sqlite_store, clock, world, two_card_activator)
+    maria = await bank_chat_with_gate(sqlite_store, clock, world, two_card_activator)
     text = " ".join(await maria.lines("I lost my card ending 4242", *MARIA))
     assert "Which card" not in text
     tools = _proposed(await maria.case())
@@ -113,7 +102,7 @@ async def test_a_customer_with_two_cards_who_named_the_card_already_is_not_asked
 async def test_a_lost_card_reported_again_later_in_the_case_is_not_blocked_twice(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     await james.lines(*JAMES)
     replies = await james.say("I lost my card")
     assert len((await james.case()).actions) == 2

@@ -21,8 +21,7 @@ from tandem.release.signals import load_releases
 from tandem.store.sqlite import SqliteStore
 from tandem.world.world import World
 from tests.activation.fakes import ScriptedSource
-from tests.flows.conftest import Chat, CuedUnderstander
-from tests.planner.support import example_gate
+from tests.flows.conftest import Chat, CuedUnderstander, bank_chat_with_gate
 
 Start = Callable[[str], Awaitable[Chat]]
 MARIA = ["my card was declined in Lisbon", "415 555 0134", "March 14, 1985", "94110"]
@@ -50,11 +49,7 @@ async def test_maria_hears_why_her_card_was_declined_from_the_signals_and_goes_t
 async def test_with_policy_allowing_it_the_bot_proposes_the_hold_release_with_typed_arguments(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    gate = example_gate(world)
-    bot = SelfServiceBot(world, activator=example_activator, gate=gate)
-    conductor = Conductor(sqlite_store, {"bot": bot}, clock=clock, understander=CuedUnderstander(world), gate=gate)
-    state, _ = await conductor.start("bank", "anon-bank", "chat")
-    maria = Chat(conductor, "bank", state.interaction_id)
+    maria = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     replies = await maria.lines(*MARIA)
     assert any("I'm releasing the hold now" in r for r in replies)
     (action,) = (await maria.case()).actions.values()
@@ -233,15 +228,11 @@ async def test_correcting_a_date_of_birth_is_not_taken_for_a_repeated_failure(ch
 async def test_once_an_action_released_the_hold_a_lagging_signal_does_not_bring_it_back(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    gate = example_gate(world)
-    bot = SelfServiceBot(world, activator=example_activator, gate=gate)
-    conductor = Conductor(sqlite_store, {"bot": bot}, clock=clock, understander=CuedUnderstander(world), gate=gate)
-    state, _ = await conductor.start("bank", "anon-bank", "chat")
-    maria = Chat(conductor, "bank", state.interaction_id)
+    maria = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     await maria.lines(*MARIA)
     released = cmd.Learn("card_hold", {"status": "released"}, "action:release_fraud_hold", subject="card:4242")
-    await conductor.execute("bank", maria.interaction_id, [released], Actor("system", "worker"))
-    await conductor.open_leg("bank", maria.interaction_id, "voice", Assurance.IDENTIFIED, Actor("channel", "ivr"))
+    await maria.conductor.execute("bank", maria.interaction_id, [released], Actor("system", "worker"))
+    await maria.conductor.open_leg("bank", maria.interaction_id, "voice", Assurance.IDENTIFIED, Actor("channel", "ivr"))
     replies = await maria.lines("I'm calling about the payment that was declined", "March 14, 1985 and 94110")
     assert any("declined on 2026-12-03 at Tasca do Chico, Lisbon" in r for r in replies)
     assert not any("The hold on your card" in r or "releasing the hold" in r for r in replies)

@@ -15,28 +15,18 @@ from tandem.case import events as ev
 from tandem.case.askonce import repeats
 from tandem.case.envelope import Actor
 from tandem.clock import ManualClock
-from tandem.conductor import Conductor, Input
+from tandem.conductor import Input
 from tandem.flows.engine import FlowRun
-from tandem.participants.bot import SelfServiceBot
 from tandem.release.flows import FlowError, load_flows
 from tandem.store.sqlite import SqliteStore
 from tandem.world.world import World
-from tests.flows.conftest import Chat, CuedUnderstander
+from tests.flows.conftest import Chat, bank_chat_with_gate
 from tests.flows.test_steps import Host, fact, flow
-from tests.planner.support import example_gate
 
 Start = Callable[[str], Awaitable[Chat]]
 VERIFY = ["(212) 555-0199", "July 2, 1990", "10001"]
 PORTUGAL = "I'm traveling to Portugal from Dec 10 to Dec 20, can you add a travel notice?"
 NOTICE = {"customer_id": "C-1002", "countries": ["PT"], "start": "2026-12-10", "end": "2026-12-20"}
-
-
-async def _with_gate(store: SqliteStore, clock: ManualClock, world: World, activator: Activator) -> Chat:
-    gate = example_gate(world)
-    bot = SelfServiceBot(world, activator=activator, gate=gate)
-    conductor = Conductor(store, {"bot": bot}, clock=clock, understander=CuedUnderstander(world), gate=gate)
-    state, _ = await conductor.start("bank", "anon-bank", "chat")
-    return Chat(conductor, "bank", state.interaction_id)
 
 
 def _proposed(case: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -51,7 +41,7 @@ def _fact(case: Any, name: str, clock: ManualClock) -> Any:
 async def test_a_customer_who_said_where_and_when_in_the_opening_line_is_not_asked_and_the_notice_is_added(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     text = " ".join(await james.lines(PORTUGAL, *VERIFY))
     assert "Which countries" not in text and "which dates" not in text
     assert "I'm adding a travel notice for Portugal from December 10, 2026 to December 20, 2026 now" in text
@@ -70,7 +60,7 @@ async def test_a_customer_who_said_where_and_when_in_the_opening_line_is_not_ask
 async def test_a_customer_is_asked_where_then_when_and_one_answer_gives_both_dates(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     replies = await james.lines("can you add a travel notice to my card?", *VERIFY)
     assert replies[-1] == "Which countries are you traveling to?"
     assert await james.say("Japan and South Korea") == ["On which dates do you leave and come back?"]
@@ -86,7 +76,7 @@ async def test_a_customer_is_asked_where_then_when_and_one_answer_gives_both_dat
 async def test_a_customer_who_gives_only_the_day_they_leave_is_asked_when_they_come_back(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     # "next week" alone in the opening line is no date to put on a notice: he is asked for the dates.
     replies = await james.lines("I'm traveling to Mexico next week, can you add a travel notice?", *VERIFY)
     assert replies[-1] == "On which dates do you leave and come back?"
@@ -101,7 +91,7 @@ async def test_a_customer_who_gives_only_the_day_they_leave_is_asked_when_they_c
 async def test_an_answer_naming_no_country_goes_to_the_cards_team_instead_of_onto_the_notice(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     await james.lines("can you add a travel notice to my card?", *VERIFY)
     await james.say("somewhere warm, not sure yet")
     case = await james.case()
@@ -123,7 +113,7 @@ async def test_without_a_policy_letting_the_bot_act_the_cards_team_gets_the_coun
 async def test_the_notice_on_file_is_confirmed_in_the_fraud_systems_own_words(
     sqlite_store: SqliteStore, clock: ManualClock, world: World, example_activator: Activator
 ) -> None:
-    james = await _with_gate(sqlite_store, clock, world, example_activator)
+    james = await bank_chat_with_gate(sqlite_store, clock, world, example_activator)
     await james.lines(PORTUGAL, *VERIFY)
     action_id = next(iter((await james.case()).actions))
     recorded = {"id": "TRV-1", "countries": ["PT", "ES"], "start": "2026-12-10", "end": "2026-12-21"}
