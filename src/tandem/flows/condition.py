@@ -15,7 +15,7 @@ from typing import Any
 
 from celpy.adapter import json_to_cel
 
-from tandem.release.cel import CelSyntaxError, Expression, HasNotSupported
+from tandem.release.cel import CelSyntaxError, Compiled, Expression, HasNotSupported
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +28,7 @@ class ConditionError(ValueError):
 
 
 @dataclass(frozen=True)
-class Condition:
-    expression: Expression
-
-    @property
-    def source(self) -> str:
-        return self.expression.source
-
-    @property
-    def identifiers(self) -> frozenset[str]:
-        return self.expression.identifiers
-
+class Condition(Compiled):
     @classmethod
     def compile(cls, source: str, known_names: frozenset[str] | None = None) -> Condition:
         """``known_names``: the facts a flow of this tenant can see (None: do not check names)."""

@@ -66,6 +66,22 @@ class Expression:
         return bool(value)
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled expression as its users hold it: policy rules and flow conditions each validate their own
+    inputs and word their own errors when compiling, and read its text and inputs from here."""
+
+    expression: Expression
+
+    @property
+    def source(self) -> str:
+        return self.expression.source
+
+    @property
+    def identifiers(self) -> frozenset[str]:
+        return self.expression.identifiers
+
+
 def _eval_error(exc: CELEvalError) -> str:
     args = exc.args
     detail = args[2] if len(args) > 2 and args[2] else args[:1]

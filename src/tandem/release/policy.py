@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from tandem.release.cel import CelSyntaxError, Expression, HasNotSupported
+from tandem.release.cel import CelSyntaxError, Compiled, Expression, HasNotSupported
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +127,8 @@ class Autonomy(IntEnum):
 
 
 @dataclass(frozen=True)
-class Condition:
+class Condition(Compiled):
     """A compiled CEL condition and the inputs it reads."""
-
-    expression: Expression
-
-    @property
-    def source(self) -> str:
-        return self.expression.source
-
-    @property
-    def identifiers(self) -> frozenset[str]:
-        return self.expression.identifiers
 
     @classmethod
     def compile(cls, source: Any, where: str) -> Condition:
