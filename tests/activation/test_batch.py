@@ -4,6 +4,8 @@ and each key gets exactly what it would have got alone."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from tandem.activation.batch import FormChoice, batch_size, lateral_sql, ordered_at_top, union_sql
 from tandem.activation.duckdb import DuckDBSource
-from tandem.release.signals import load_releases
+from tandem.release.signals import SignalDef, load_releases
 
 TODAY = date(2026, 12, 3)
 # Long enough for the lookups behind it to queue up on a one-thread source, short enough for a test.
@@ -55,26 +57,42 @@ async def _behind_a_blocker(source: DuckDBSource, sql: str, keys: list[str]) -> 
     return answers
 
 
-@pytest.mark.parametrize("tenant", ["bank", "health"])
-async def test_every_shipped_signal_answers_each_key_in_a_batch_exactly_as_alone(lakehouse: Path, tenant: str) -> None:
+Answers = list[list[dict[str, Any]]]
+
+
+@asynccontextmanager
+async def answered_alone(
+    lakehouse: Path, tenant: str
+) -> AsyncIterator[tuple[DuckDBSource, list[tuple[SignalDef, list[str], Answers]]]]:
+    """A batching one-thread source over the tenant's lakehouse, and each shipped signal with its keys and
+    what each key gets from a source that never batches: the answers a batch must give."""
     release = load_releases()[tenant]
     options = release.sources["lakehouse"].options
     alone = DuckDBSource.connect("alone", {**options, "batch": False}, lakehouse)
     together = DuckDBSource.connect("together", options, lakehouse, workers=1)
     try:
+        cases = []
         for signal in release.signals.values():
             keys = _keys(lakehouse, signal.key)
             if not keys:
                 continue
             expected = [await alone.query(signal.query, {"key": k, "today": TODAY}, 30) for k in keys]
             assert any(expected), signal.name  # the keys do have records: the comparison is not empty
+            cases.append((signal, keys, expected))
+        yield together, cases
+    finally:
+        await alone.close()
+        await together.close()
+
+
+@pytest.mark.parametrize("tenant", ["bank", "health"])
+async def test_every_shipped_signal_answers_each_key_in_a_batch_exactly_as_alone(lakehouse: Path, tenant: str) -> None:
+    async with answered_alone(lakehouse, tenant) as (together, cases):
+        for signal, keys, expected in cases:
             # Three rounds: the first batches try each form the query allows, the last uses the cheaper.
             for _ in range(3):
                 assert await _behind_a_blocker(together, signal.query, keys) == expected, signal.name
         assert together.statements < together.lookups / 4  # they were batched, not answered one by one
-    finally:
-        await alone.close()
-        await together.close()
 
 
 async def test_a_query_the_batch_forms_cannot_hold_is_answered_key_by_key(lakehouse: Path) -> None:

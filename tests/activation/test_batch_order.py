@@ -15,8 +15,7 @@ import pytest
 from tandem.activation.batch import FormChoice, OrderLost, SortKey, sort_rows, top_order
 from tandem.activation.duckdb import DuckDBSource
 from tandem.activation.sources import named_placeholders
-from tandem.release.signals import load_releases
-from tests.activation.test_batch import TODAY, _behind_a_blocker, _keys
+from tests.activation.test_batch import _behind_a_blocker, answered_alone
 
 
 def _order(sql: str) -> tuple[SortKey, ...] | None:
@@ -81,25 +80,13 @@ async def test_every_shipped_signal_answers_each_key_in_a_lateral_batch_exactly_
     # The lateral form whenever the query allows it, without a trial: what each key gets from it is the point.
     monkeypatch.setattr(FormChoice, "next", lambda self, size: "lateral" if self.lateral_ok else "union")
     monkeypatch.setattr(FormChoice, "trial_cap_ms", lambda self, size: None)
-    release = load_releases()[tenant]
-    options = release.sources["lakehouse"].options
-    alone = DuckDBSource.connect("alone", {**options, "batch": False}, lakehouse)
-    together = DuckDBSource.connect("together", options, lakehouse, workers=1)
     ordered = 0
-    try:
-        for signal in release.signals.values():
-            keys = _keys(lakehouse, signal.key)
-            if not keys:
-                continue
-            expected = [await alone.query(signal.query, {"key": k, "today": TODAY}, 30) for k in keys]
-            assert any(expected), signal.name  # keys with rows (and an unknown key, which has none)
+    async with answered_alone(lakehouse, tenant) as (together, cases):
+        for signal, keys, expected in cases:  # keys with rows, and an unknown key, which has none
             assert await _behind_a_blocker(together, signal.query, keys) == expected, signal.name
             choice = together._forms.get(named_placeholders(signal.query, "dollar"))
             ordered += 1 if choice is not None and choice.lateral_ok and choice.order else 0
-        assert ordered >= 2  # the ordered signals (travel notices, appointments...) did go through the lateral form
-    finally:
-        await alone.close()
-        await together.close()
+    assert ordered >= 2  # the ordered signals (travel notices, appointments...) did go through the lateral form
 
 
 async def test_a_lateral_trial_that_costs_more_than_the_union_is_cut_off_and_the_union_answers(
