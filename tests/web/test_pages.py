@@ -291,3 +291,47 @@ def test_every_control_has_a_name_a_screen_reader_can_say_and_text_has_aa_contra
     customer.reload()
     customer.wait_for_load_state("networkidle")
     customer.screenshot(path=str(SCREENSHOTS / f"tandem-{name}.png"), full_page=True)
+
+
+def test_a_case_view_that_arrives_after_the_wrap_up_is_dropped_quietly(server: Server, pages: Any) -> None:
+    """The desk refreshes the case in the background; a view still on its way when the agent wraps up
+    must not touch the case that is gone (the page once raised on it)."""
+    from playwright.sync_api import expect
+
+    customer, agent_page = pages
+    agent = server.create_agent("bank", "Robin Hale", BANK_SKILLS)
+    sign_in_agent(agent_page, server, agent)
+    customer.goto(f"{server.url}/chat?tenant=bank")
+    customer.get_by_label("Your name").fill("Maria")
+    customer.get_by_role("button", name="Start chat").click()
+    customer.get_by_label("Your message").fill("I want to talk to a person")
+    customer.get_by_label("Your message").press("Enter")
+    agent_page.get_by_role("article").filter(has_text="Offer:").get_by_role("button", name="Accept").click()
+    expect(agent_page.locator("#case-status")).to_contain_text("you hold the floor", timeout=WAIT_MS)
+
+    # Hold back every view of the case from here on, hand back (which asks for a view), then wrap up.
+    held: list[Any] = []
+    holding = [True]
+
+    def hold_views(route: Any) -> None:
+        if holding[0] and route.request.method == "GET":
+            held.append(route)
+        else:
+            route.continue_()
+
+    agent_page.route("**/v1/interactions/*", hold_views)
+    agent_page.get_by_role("button", name="Hand back").click()
+    expect(agent_page.get_by_text("Handed back to the AI.")).to_be_visible(timeout=WAIT_MS)
+    agent_page.get_by_role("button", name="Wrap up").click()
+    expect(agent_page.get_by_text("Wrapped up.")).to_be_visible(timeout=WAIT_MS)
+    assert held, "the hand-back asked for no view of the case"
+
+    # Now the held views arrive, late.
+    holding[0] = False
+    for route in held:
+        with agent_page.expect_response(lambda response, request=route.request: response.request == request) as late:
+            route.continue_()
+        late.value.finished()
+    agent_page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done(null)))")
+    expect(agent_page.locator("#case")).to_be_hidden()
+    expect(agent_page.locator("#error")).to_have_text("")

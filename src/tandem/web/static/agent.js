@@ -191,15 +191,19 @@ async function openCase() {
 }
 
 async function refreshCase() {
-  if (!active) return;
+  const current = active;
+  if (!current) return;
   let view;
   try {
-    view = await call("GET", `/v1/interactions/${active.id}`);
+    view = await call("GET", `/v1/interactions/${current.id}`);
   } catch (error) {
     // After a hand-back or close the agent may no longer see the case; keep what is on screen.
     if (error instanceof ApiError && (error.status === 403 || error.status === 404)) return;
+    if (active !== current) return;
     return showError(error);
   }
+  // The agent may have wrapped up (or taken another case) while the view was on its way: drop it.
+  if (active !== current) return;
   const holding = view.floor?.kind === "human" && (!view.floor.participant_id || view.floor.participant_id === me.id);
   const state = view.status === "closed" ? "closed" : holding ? "you hold the floor" : `floor: ${view.floor?.kind}`;
   $("case-status").textContent = `(${state})`;
@@ -467,6 +471,7 @@ $("wrapup").addEventListener("submit", async (e) => {
     const notes = $("notes").value.trim();
     await call("POST", `/v1/interactions/${active.id}/wrapup`, { disposition: $("disposition").value, ...(notes && { notes }) });
     active = null;
+    clearTimeout(refreshTimer);
     keep();
     $("case").hidden = true;
     notice("Wrapped up. Ready for the next customer.");
