@@ -16,7 +16,7 @@ from tandem.case.envelope import Actor, Event
 from tandem.clock import ManualClock
 from tandem.conductor import Conductor, Input
 from tandem.knowledge.articles import read_articles
-from tandem.knowledge.retrieval import Hit, KnowledgeBase, TenantKnowledge
+from tandem.knowledge.retrieval import Hit, KnowledgeBase, Lookup, TenantKnowledge
 from tandem.llm.scripted import ScriptedLLM
 from tandem.participants import planner
 from tandem.participants.ai import AIParticipant
@@ -47,6 +47,10 @@ class PlantedKnowledge:
     def answer(self, tenant_id: str, question: str) -> Hit | None:
         base = self.bases.get(tenant_id)
         return base.answer(question) if base is not None else None
+
+    def lookup(self, tenant_id: str, question: str, k: int = 5) -> list[Lookup]:
+        base = self.bases.get(tenant_id)
+        return base.lookup(question, k) if base is not None else []
 
 
 @cache

@@ -236,6 +236,23 @@ async def test_the_model_is_called_at_most_max_steps_times_in_a_turn(desks: Make
     assert found["status"] == "found" and found["source"].startswith("travel-notices.md")
 
 
+async def test_a_knowledge_search_returns_the_best_passage_and_names_the_other_articles_found(
+    desks: MakeDesk,
+) -> None:
+    llm = scripted(tool_call("search_knowledge", query="my card was declined abroad"), "Here is what I found.")
+    desk = desks(llm, knowledge=TenantKnowledge())
+    iid = await desk.start("bank", "C-1001")
+    await desk.say("bank", iid, "why was my card declined on my trip?")
+    found = tool_results(llm, 1)[0]
+    assert found["status"] == "found" and found["source"].split("#")[0] == "card-declined.md"
+    related = found["related"]
+    sources = [entry["source"].split("#")[0] for entry in related]
+    # Other articles only, each once, named by title (and section) without their text.
+    assert "card-declined.md" not in sources and len(sources) == len(set(sources)) >= 2
+    assert "travel-notices.md" in sources
+    assert all(set(entry) <= {"source", "title", "section"} and entry["title"] for entry in related)
+
+
 async def test_a_handoff_to_the_ai_gives_it_the_floor_and_it_picks_up_the_case(desks: MakeDesk) -> None:
     llm = scripted("I can see the hold on your card ending 4242.")
     desk = desks(llm)

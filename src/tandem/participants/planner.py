@@ -10,8 +10,8 @@ ask_customer       ``Ask``              ask-once: here first (so the model hears
                                         conductor again
 propose_action     ``ProposeAction``    policy: the conductor records the decision with the proposal
 request_handoff    ``RequestHandoff``   the conductor (one handoff at a time)
-search_knowledge   (none: reads help    nothing to check; what it returns is data like everything else
-                   articles)
+search_knowledge   (none: reads help    nothing to check; what it returns is data like everything else: the
+                   articles)            best passage and the names of the other articles found
 =================  ===================  ===================================================================
 
 The model may only *propose*. Nothing it writes executes anything, and what it writes about effects is not
@@ -34,7 +34,7 @@ from tandem import commands as cmd
 from tandem.case import events as ev
 from tandem.case.askonce import may_ask
 from tandem.case.interaction import Interaction
-from tandem.knowledge.retrieval import Hit
+from tandem.knowledge.retrieval import Hit, Lookup
 from tandem.llm.protocol import LLM, Message, Tool, ToolCall
 from tandem.participants.planner_scope import redact
 from tandem.participants.protocol import ActionDecision, ActionGate
@@ -43,6 +43,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Arguments that say whose account an action touches: they must name the customer of this case.
 IDENTITY_ARGS = ("customer_id", "member_id")
 MAX_TEXT = 500
+MAX_RELATED = 8  # further articles a search names beside the passage it returns (titles and sections only)
 MAX_ARGS_CHARS = 4000
 
 # What the customer hears when the planner, not the model, words the reply.
@@ -64,6 +65,8 @@ class Knowledge(Protocol):
     """Help articles by tenant (``tandem.knowledge.retrieval.TenantKnowledge``)."""
 
     def answer(self, tenant_id: str, question: str) -> Hit | None: ...
+
+    def lookup(self, tenant_id: str, question: str, k: int = 5) -> list[Lookup]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +298,30 @@ class Planner:
         if hit is None:
             return {"status": "no_result"}
         passage = hit.passage
-        return {"status": "found", "source": passage.cite, "title": passage.title, "text": redact(passage.text)[:1500]}
+        found: dict[str, Any] = {
+            "status": "found",
+            "source": passage.cite,
+            "title": passage.title,
+            "text": redact(passage.text)[:1500],
+        }
+        # One passage rarely holds everything a question touches (a card's fees and its rewards are separate
+        # pages): the search also names the other articles it found, following the series of the first ones,
+        # so the model can ask for the one it needs by name instead of guessing at new words. Names only: the
+        # text of an article reaches the model when it asks for it, one at a time.
+        related: list[dict[str, str]] = []
+        seen = {passage.source}
+        for lookup in self.knowledge.lookup(situation.tenant_id, query[:MAX_TEXT]):
+            for other in lookup.hits:
+                if other.passage.source in seen or len(related) == MAX_RELATED:
+                    continue
+                seen.add(other.passage.source)
+                entry = {"source": other.passage.cite, "title": redact(other.passage.title)[:200]}
+                if other.passage.section:
+                    entry["section"] = redact(other.passage.section)[:200]
+                related.append(entry)
+        if related:
+            found["related"] = related
+        return found
 
     # -- the reply -----------------------------------------------------------------------------------------
     def _finish(self, plan: Plan, text: str, situation: Situation) -> None:
