@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import Server
-from tests.web.test_pages import BANK_SKILLS, WAIT_MS, pages, sign_in_agent
+from tests.web.test_pages import BANK_SKILLS, WAIT_MS, pages, sign_in_agent, start_anonymous_chat
 
 pytestmark = pytest.mark.browser
 __all__ = ["pages"]  # the two browser contexts, shared with the other page tests
@@ -20,12 +20,7 @@ def test_the_agent_reads_the_handoff_summary_at_the_top_of_the_case_card(server:
     agent = server.create_agent("bank", "Alex Morgan", BANK_SKILLS)
     sign_in_agent(agent_page, server, agent)
 
-    customer.goto(f"{server.url}/chat?tenant=bank")
-    customer.get_by_label("Your name").fill("Maria")
-    customer.get_by_role("button", name="Start chat").click()
-    expect(customer.get_by_role("log")).to_contain_text("How can I help you today?", timeout=WAIT_MS)
-    customer.get_by_label("Your message").fill("My card was declined and I want to talk to a person")
-    customer.get_by_label("Your message").press("Enter")
+    start_anonymous_chat(customer, server, "My card was declined and I want to talk to a person")
 
     offer = agent_page.get_by_role("article").filter(has_text="Offer:")
     expect(offer).to_be_visible(timeout=WAIT_MS)

@@ -48,6 +48,18 @@ def sign_in_agent(page: Any, server: Server, agent: dict[str, Any]) -> None:
     expect(page.locator("#live")).to_have_text("On", timeout=WAIT_MS)
 
 
+def start_anonymous_chat(page: Any, server: Server, line: str, name: str = "Maria") -> None:
+    """A customer opens the bank's chat without signing in, gives a name and, once greeted, says ``line``."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/chat?tenant=bank")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.get_by_role("log")).to_contain_text("How can I help you today?", timeout=WAIT_MS)
+    page.get_by_label("Your message").fill(line)
+    page.get_by_label("Your message").press("Enter")
+
+
 def test_a_customer_asks_for_a_person_and_the_agent_takes_over_live_then_hands_back(server: Server, pages: Any) -> None:
     from playwright.sync_api import expect
 
@@ -301,11 +313,7 @@ def test_a_case_view_that_arrives_after_the_wrap_up_is_dropped_quietly(server: S
     customer, agent_page = pages
     agent = server.create_agent("bank", "Robin Hale", BANK_SKILLS)
     sign_in_agent(agent_page, server, agent)
-    customer.goto(f"{server.url}/chat?tenant=bank")
-    customer.get_by_label("Your name").fill("Maria")
-    customer.get_by_role("button", name="Start chat").click()
-    customer.get_by_label("Your message").fill("I want to talk to a person")
-    customer.get_by_label("Your message").press("Enter")
+    start_anonymous_chat(customer, server, "I want to talk to a person")
     agent_page.get_by_role("article").filter(has_text="Offer:").get_by_role("button", name="Accept").click()
     expect(agent_page.locator("#case-status")).to_contain_text("you hold the floor", timeout=WAIT_MS)
 
