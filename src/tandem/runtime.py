@@ -29,7 +29,8 @@ from tandem.case import events as ev
 from tandem.case.envelope import SYSTEM
 from tandem.clock import BusinessDateClock, Clock
 from tandem.conductor import Conductor, Input, InteractionClosed
-from tandem.participants.ai import AIParticipant, ai_from_env
+from tandem.llm.protocol import LLM
+from tandem.participants.ai import AIParticipant, ai_from_env, llm_from_env
 from tandem.participants.bot import SelfServiceBot
 from tandem.participants.flow_planner import self_service_from_env
 from tandem.participants.phrasing import phrasing_from_env
@@ -96,6 +97,8 @@ class Runtime:
     owns_activator: bool = True
     actions: Actions | None = None
     summaries: SummaryReactor | None = None
+    # The client for the model TANDEM_LLM names, shared by every duty that uses it and closed with the runtime.
+    llm: LLM | None = None
     # Set when the data directory had no admin token and TANDEM_ADMIN_TOKEN named none: print it once.
     admin_token_created: str | None = None
     timer_interval_s: float = 0.5
@@ -155,6 +158,9 @@ class Runtime:
             await self.activator.close()
         if self.owns_store:
             await self.store.close()
+        aclose = getattr(self.llm, "aclose", None)
+        if aclose is not None:
+            await aclose()  # its connection pool; the model's other users stopped with the reactors above
 
     async def _process_unhandled(self) -> None:
         for _tenant, interaction_id in await self.store.unhandled():
@@ -237,10 +243,13 @@ async def build_runtime(
     registry = open_registry(store.path if isinstance(store, SqliteStore) else data_dir / "tandem.db")
     bus = Bus()
     bot: SelfServiceBot | None = None
+    # One client (one connection pool, one set of retries and timeouts) for every duty the configured model
+    # serves: the flow planner, the AI, reply phrasing and case summaries.
+    model = llm_from_env() if participants is None or summarizer is None else None
     if participants is None:
-        bot = self_service_from_env(world, activator=activator)
-        bot.phrasing = phrasing_from_env()
-        participants = {"bot": bot, **ai_from_env(world)}
+        bot = self_service_from_env(world, activator=activator, model=model)
+        bot.phrasing = phrasing_from_env(model=model)
+        participants = {"bot": bot, **ai_from_env(world, model=model)}
     if understander is None:
         understander = RuleUnderstander({t.id: t.kind for t in world})
     conductor = Conductor(store, participants, clock=clock, understander=understander, bus=bus)
@@ -275,7 +284,8 @@ async def build_runtime(
         owns_store=owns_store,
         activator=activator,
         actions=actions,
-        summaries=SummaryReactor(conductor, summarizer or summarizer_from_env()),
+        summaries=SummaryReactor(conductor, summarizer or summarizer_from_env(model=model)),
+        llm=model,
     )
     chosen = admin_token or os.environ.get("TANDEM_ADMIN_TOKEN")
     if chosen:

@@ -277,21 +277,24 @@ def llm_from_env(environ: Mapping[str, str] | None = None) -> LLM | None:
     raise ValueError(f"TANDEM_LLM={spec!r}: unknown provider {provider!r}; use openai or anthropic")
 
 
-def writer_llm_from_env(environ: Mapping[str, str] | None = None) -> LLM | None:
-    """The model for the writing duties (case summaries, reply phrasing): the one ``TANDEM_LLM`` names, the
-    shipped deterministic one for ``scripted:flows`` (so the simulator and CI exercise them), or None."""
+def writer_llm_from_env(environ: Mapping[str, str] | None = None, *, model: LLM | None = None) -> LLM | None:
+    """The model for the writing duties (case summaries, reply phrasing): the one ``TANDEM_LLM`` names (``model``
+    when the caller already holds a client for it), the shipped deterministic one for ``scripted:flows`` (so the
+    simulator and CI exercise them), or None."""
     env = os.environ if environ is None else environ
     if env.get("TANDEM_LLM", "").strip() == "scripted:flows":
         from tandem.llm.scripted import ScriptedFlowLLM
 
         return ScriptedFlowLLM()
-    return llm_from_env(env)
+    return model or llm_from_env(env)
 
 
-def ai_from_env(world: World, environ: Mapping[str, str] | None = None) -> dict[str, Participant]:
-    """``{"ai": AIParticipant}`` when ``TANDEM_LLM`` names a model, else nothing: a deployment without a model
-    runs without the AI, and handoffs to it are refused."""
-    llm = llm_from_env(environ)
+def ai_from_env(
+    world: World, environ: Mapping[str, str] | None = None, *, model: LLM | None = None
+) -> dict[str, Participant]:
+    """``{"ai": AIParticipant}`` when ``TANDEM_LLM`` names a model (``model``: a client for it the caller already
+    holds), else nothing: a deployment without a model runs without the AI, and handoffs to it are refused."""
+    llm = model or llm_from_env(environ)
     if llm is None:
         return {}
     from tandem.knowledge.retrieval import TenantKnowledge

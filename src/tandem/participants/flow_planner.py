@@ -181,15 +181,20 @@ class FlowPlanner(SelfServiceBot):
 
 
 def self_service_from_env(
-    world: World, *, activator: Activator | None = None, environ: Mapping[str, str] | None = None
+    world: World,
+    *,
+    activator: Activator | None = None,
+    environ: Mapping[str, str] | None = None,
+    model: LLM | None = None,
 ) -> SelfServiceBot:
     """The self-service participant: the flow planner when ``TANDEM_LLM`` names a model (``scripted:flows`` for
-    the shipped deterministic one), else the bot choosing by intent."""
+    the shipped deterministic one; ``model``: a client for the named one the caller already holds), else the
+    bot choosing by intent."""
     env = os.environ if environ is None else environ
     spec = env.get("TANDEM_LLM", "").strip()
     if spec == SCRIPTED:
         return FlowPlanner(ScriptedFlowLLM(), world, activator=activator)
-    llm = llm_from_env(environ)
+    llm = model or llm_from_env(environ)
     if llm is None:
         return SelfServiceBot(world, activator=activator)
     return FlowPlanner(llm, world, activator=activator)

@@ -132,13 +132,14 @@ class Phrasing:
         return worded
 
 
-def phrasing_from_env(environ: Mapping[str, str] | None = None) -> Phrasing | None:
+def phrasing_from_env(environ: Mapping[str, str] | None = None, *, model: LLM | None = None) -> Phrasing | None:
     """Phrasing when ``TANDEM_LLM_PHRASING`` is on and ``TANDEM_LLM`` names a model (``scripted:flows``
-    included); None otherwise, and the bot says its templates."""
+    included; ``model``: a client for the named one the caller already holds); None otherwise, and the bot says
+    its templates."""
     env = os.environ if environ is None else environ
     if env.get("TANDEM_LLM_PHRASING", "").strip().lower() not in ("1", "true", "yes", "on"):
         return None
-    llm = writer_llm_from_env(env)
+    llm = writer_llm_from_env(env, model=model)
     if llm is None:
         return None
     return Phrasing(llm, timeout_s=float(env.get("TANDEM_PHRASING_TIMEOUT_S", DEFAULT_TIMEOUT_S)))

@@ -254,9 +254,9 @@ def _unless_summarized(seen: Interaction, data: dict[str, Any]) -> Callable[[Int
     return decide
 
 
-def summarizer_from_env(environ: Mapping[str, str] | None = None) -> Summarizer:
-    """The deployment's summarizer: with the model ``TANDEM_LLM`` names (``scripted:flows`` included) when there
-    is one, offline otherwise."""
+def summarizer_from_env(environ: Mapping[str, str] | None = None, *, model: LLM | None = None) -> Summarizer:
+    """The deployment's summarizer: with the model ``TANDEM_LLM`` names (``scripted:flows`` included; ``model``:
+    a client for the named one the caller already holds) when there is one, offline otherwise."""
     env = os.environ if environ is None else environ
     timeout_s = float(env.get("TANDEM_SUMMARY_TIMEOUT_S", DEFAULT_TIMEOUT_S))
-    return Summarizer(writer_llm_from_env(env), timeout_s=timeout_s)
+    return Summarizer(writer_llm_from_env(env, model=model), timeout_s=timeout_s)
