@@ -6,12 +6,13 @@ installed, which embeds every passage and question once). The tau2 tasks name th
 
 * **derived** (the goal's measure): the questions a conversation about the task would search, from the task
   and the bank's records alone, never from the documents' text nor the expected actions' arguments (see
-  ``derived_questions``), each asked as a lookup that follows the series of its first results
-  (``KnowledgeBase.lookup``), every follow-up a list of five of its own; a needed document is found when one
-  of the lists has it, out of at most five per list. Beside it, the same questions as one search each, and
-  a control reading as many documents per question from its own ranking without following. BM25's title
-  weight and *b* are chosen on the tasks at even positions (in id order) and the figures reported on the
-  others;
+  ``derived_questions``), each asked as a lookup (``KnowledgeBase.lookup``): its first five, the question
+  searched again with the terms of its first results (pseudo-relevance feedback), and the series of its
+  first results followed, every list a list of five of its own; a needed document is found when one of the
+  lists has it, out of at most five per list. Beside it, the same questions as one search each, and a
+  control reading as many documents per question from its own ranking without feedback or following.
+  BM25's title weight and *b*, then the feedback weight, are chosen on the tasks at even positions (in id
+  order) and the figures reported on the others;
 * **task**: one question per task, the customer's instructions with the role-play boilerplate removed;
   scored by capped recall@5 (the share of the needed documents among the first five, out of at most five)
   and hit@5 (at least one needed document among the first five);
@@ -46,7 +47,7 @@ from rich.console import Console
 
 from bench import document
 from tandem.knowledge.articles import Passage, split_markdown
-from tandem.knowledge.retrieval import FOLLOW, KnowledgeBase, recall_at
+from tandem.knowledge.retrieval import FEEDBACK_TERMS, FOLLOW, KnowledgeBase, recall_at
 from tandem.understanding import embeddings as emb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,8 @@ OUT = ROOT / "bench" / "out" / "knowledge.json"
 GOAL_RECALL_AT_5 = 0.9
 GRID_TITLE_WEIGHT = (2, 4, 6, 12)
 GRID_B = (0.5, 0.75, 0.9)
+# The feedback list's weight is chosen on lookups (one search has no feedback list), after BM25's parameters.
+GRID_FEEDBACK_WEIGHT = (0.5, 1.0, 2.0)
 # Tasks needing more documents than this compare a family of products (every business checking account, say).
 MANY = 10
 console = Console()
@@ -209,15 +212,16 @@ def derived_recall(
     internal: set[str],
     follow: int = 0,
     *,
+    feedback: bool = False,
     deeper: bool = False,
 ) -> dict[str, float]:
     """Recall of the needed documents among the first five documents of each derived question, out of at
     most five per question (a task with 3 questions and 30 needed documents can find 15 at best).
 
-    With ``follow``, each question is a lookup (``KnowledgeBase.lookup``) and each of its follow-ups counts
-    as a question of its own, with its own five. ``deeper`` is the control for that: each question reads as
-    many documents from its own ranking (the next five, and the five after) as its lookup has lists, so a
-    gain from following is not merely a gain from reading more."""
+    With ``follow`` or ``feedback``, each question is a lookup (``KnowledgeBase.lookup``) and each of its
+    further lists counts as a question of its own, with its own five. ``deeper`` is the control for that:
+    each question reads as many documents from its own ranking (the next five, and the five after) as its
+    lookup has lists, so a gain from feedback or following is not merely a gain from reading more."""
     recall: list[float] = []
     found_customer: list[bool] = []
     found_internal: list[bool] = []
@@ -229,7 +233,7 @@ def derived_recall(
         union: set[str] = set()
         lists = 0
         for q in derived_questions(task, db):
-            lookups = kb.lookup(q.text, 5, follow=follow)
+            lookups = kb.lookup(q.text, 5, follow=follow, feedback=feedback)
             if deeper:
                 union |= {h.passage.source for h in kb.search(q.text, 5 * len(lookups), by_source=True)}
             else:
@@ -255,8 +259,9 @@ def derived_recall(
 
 
 def tau2(embedder: emb.Embedder | None, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every measure on tau2's bank knowledge base. Without ``chosen`` BM25's parameters are picked on the
-    tuning half of the tasks (derived questions) first; with it (fusion with MiniLM) they are reused."""
+    """Every measure on tau2's bank knowledge base. Without ``chosen`` BM25's parameters, then the feedback
+    weight, are picked on the tuning half of the tasks (derived questions) first; with it (fusion with
+    MiniLM) they are reused."""
     docs = [json.loads(p.read_text()) for p in sorted((TAU2 / "documents").glob("*.json"))]
     titles = {d["id"]: d["title"] for d in docs}
     passages: list[Passage] = []
@@ -275,6 +280,7 @@ def tau2(embedder: emb.Embedder | None, chosen: dict[str, Any] | None = None) ->
             console.print(f"  title weight {title_weight}, b {b}: tuning-half recall@5 {r:.3f}")
         best = max(tried, key=lambda x: x["tune_recall_at_5"])
         chosen = {"title_weight": best["title_weight"], "b": best["b"]}
+        chosen["feedback_weight"] = _tune_feedback(passages, chosen, tune_on, db, internal_docs, tried)
     start = time.perf_counter()
     kb = KnowledgeBase(passages, embedder=embedder, **chosen)
     index_s = time.perf_counter() - start
@@ -324,20 +330,21 @@ def tau2(embedder: emb.Embedder | None, chosen: dict[str, Any] | None = None) ->
         "chosen": chosen,
         "tuning": tried,
         "follow": FOLLOW,
-        # Each question a lookup that follows what it finds (the measure of the goal).
+        "feedback_terms": FEEDBACK_TERMS,
+        # Each question a lookup that searches again with what it finds and follows it (the goal's measure).
         "derived": {
-            "report_half": derived_recall(kb, report_on, db, internal_docs, FOLLOW),
-            "tune_half": derived_recall(kb, tune_on, db, internal_docs, FOLLOW),
+            "report_half": derived_recall(kb, report_on, db, internal_docs, FOLLOW, feedback=True),
+            "tune_half": derived_recall(kb, tune_on, db, internal_docs, FOLLOW, feedback=True),
         },
-        # Each question one search of five, as before lookups followed anything.
+        # Each question one search of five, as before lookups searched again or followed anything.
         "derived_search": {
             "report_half": derived_recall(kb, report_on, db, internal_docs),
             "tune_half": derived_recall(kb, tune_on, db, internal_docs),
         },
         # The control: as many documents read per question, from the question's own ranking.
         "derived_deeper": {
-            "report_half": derived_recall(kb, report_on, db, internal_docs, FOLLOW, deeper=True),
-            "tune_half": derived_recall(kb, tune_on, db, internal_docs, FOLLOW, deeper=True),
+            "report_half": derived_recall(kb, report_on, db, internal_docs, FOLLOW, feedback=True, deeper=True),
+            "tune_half": derived_recall(kb, tune_on, db, internal_docs, FOLLOW, feedback=True, deeper=True),
         },
         "task": {
             "recall_at_5": statistics.mean(recall5),
@@ -353,6 +360,25 @@ def tau2(embedder: emb.Embedder | None, chosen: dict[str, Any] | None = None) ->
             "documents_returned_per_task": statistics.mean(union_sizes),
         },
     }
+
+
+def _tune_feedback(
+    passages: list[Passage],
+    chosen: dict[str, Any],
+    tune_on: list[dict[str, Any]],
+    db: dict[str, Any],
+    internal_docs: set[str],
+    tried: list[dict[str, Any]],
+) -> float:
+    """The feedback weight with the best lookup recall on the tuning half, BM25's parameters as chosen (the
+    weight only changes a lookup's feedback list, never one search)."""
+    scores: dict[float, float] = {}
+    for weight in GRID_FEEDBACK_WEIGHT:
+        kb = KnowledgeBase(passages, feedback_weight=weight, **chosen)
+        scores[weight] = derived_recall(kb, tune_on, db, internal_docs, FOLLOW, feedback=True)["recall_at_5"]
+        tried.append({**chosen, "feedback_weight": weight, "tune_lookup_recall_at_5": scores[weight]})
+        console.print(f"  feedback weight {weight}: tuning-half lookup recall@5 {scores[weight]:.3f}")
+    return max(scores, key=lambda w: scores[w])
 
 
 def own(embedder: emb.Embedder | None) -> dict[str, Any]:
@@ -414,7 +440,7 @@ def knowledge_lines(k: dict[str, Any]) -> list[str]:
     systems = k["systems"]
     first = next(iter(systems.values()))["tau2"]
     goal = k["goal_recall_at_5"]
-    chosen, follow = first["chosen"], first["follow"]
+    chosen, follow, terms = first["chosen"], first["follow"], first["feedback_terms"]
     lines = [
         f"{KNOWLEDGE_START}`python -m bench.knowledge`, {k['date'][:10]}): retrieval over tau2-bench's bank "
         f"knowledge base ({first['documents']} documents, {first['passages']} passages split at headings, "
@@ -428,24 +454,43 @@ def knowledge_lines(k: dict[str, Any]) -> list[str]:
         "agent sees after verification; and, for every tool the expected actions use, the procedure an agent "
         "would look up first: the tool's name in words without its numeric suffix "
         '(`pay_credit_card_from_checking_9182` asks "pay credit card from checking"). The arguments of the '
-        "expected actions (the card applied for, the reason logged) are the answers and are not used. Since "
-        "the last run, quotation marks are paired before short quotes are dropped: the earlier pattern skipped "
-        "a short quote's opening mark (`\"Chen's Green Spaces\"`) and asked the stage directions up to the next "
-        'quote instead of the customer\'s line; a "quote" spanning bold markers (`**`) is stage directions '
-        "between two stray marks and is dropped too.",
+        "expected actions (the card applied for, the reason logged) are the answers and are not used. "
+        "Quotation marks are paired before short quotes are dropped (a pattern asking for 20 characters between "
+        "marks would skip a short quote's opening mark, `\"Chen's Green Spaces\"`, and ask the stage directions "
+        'up to the next quote instead of the customer\'s line); a "quote" spanning bold markers (`**`) is stage '
+        "directions between two stray marks and is dropped too.",
         "",
-        "Each question is a *lookup* (`KnowledgeBase.lookup`), searching as an agent does: the best five "
-        f"documents, then, for each of the first {follow} series among them (a series is a product's pages: "
-        "the documents whose ids differ only in their number, or the articles of one folder, since titles do "
-        'not always name the product: "Prescription discount program" is a Gold Years Account page), the best '
-        "five of that series' other documents for the same question. Each follow-up counts as a question of its "
-        "own with its own five. A needed document is found when one of the task's lists has it; recall is out "
-        "of at most five per list. BM25's parameters (title weight, length normalisation *b*) are chosen on "
-        "the tasks at even positions in id order, one search per question, and reported on the others "
-        f"(chosen: title weight {chosen['title_weight']}, b {chosen['b']}). The number of series followed is "
-        "not tuned: more lists always find more, as reading further always does. Hence the control: *same "
-        "reading* gives each question as many documents from its own ranking (the next five, and the five "
-        "after) as its lookup returned lists.",
+        "Each question is a *lookup* (`KnowledgeBase.lookup`), searching as an agent does who learns from the "
+        "first pages: the best five documents; then the best five not shown yet when the question is searched "
+        f"again with the {terms} terms that the first five documents by BM25 share most, beyond the question's "
+        "own (pseudo-relevance feedback, RM3-style: each document's best passage gives its share of BM25 term "
+        "weight; the added terms together weigh as much as the question's own words times the feedback weight; "
+        "the embeddings keep the question as asked); then, for "
+        f"{'the first series' if follow == 1 else f'each of the first {follow} series'} among the first five "
+        "(a series is a product's pages: the documents whose ids differ only in their number, or the articles "
+        'of one folder, since titles do not always name the product: "Prescription discount program" is a '
+        "Gold Years Account page), the best five of that series' other documents for the same question. Each "
+        "list counts as a question of its own with its own five. A needed document is found when one of the "
+        "task's lists has it; recall is out of at most five per list. BM25's parameters (title weight, length "
+        "normalisation *b*) are chosen on the tasks at even positions in id order, one search per question, "
+        f"then the feedback weight ({', '.join(f'{w:g}' for w in GRID_FEEDBACK_WEIGHT)}) on the same tasks "
+        "with lookups, and the figures reported on the others (chosen: title weight "
+        f"{chosen['title_weight']}, b {chosen['b']}, feedback weight {chosen['feedback_weight']:g}). The "
+        "number of lists per question is not tuned: more lists always find more, as reading further always "
+        "does. Hence the control: *same reading* gives each question as many documents from its own ranking "
+        "(the next five, and the five after) as its lookup returned lists.",
+        "",
+        "The feedback list took the place of the second series a lookup followed, so a question still reads "
+        "at most three lists. Following two series, lookups found 0.837 (bm25) and 0.852 (bm25+minilm) on the "
+        "tuning half, 0.795 and 0.837 on the reporting half, below the control (0.856 and 0.911 tuning, 0.829 "
+        "and 0.872 reporting). Tried on the tuning half and not kept: the same expansion in the first search "
+        "(one search 0.700 to 0.690, bm25); feedback terms from the fused ranking's first five rather than "
+        "BM25's (lookups 0.895 against 0.921, bm25+minilm); the series followed picked by their share of the "
+        "first twenty documents rather than their order (0.885 and 0.929 against 0.900 and 0.921, bm25 and "
+        "bm25+minilm: better with one, worse with the other). Before the feedback list, with lookups following "
+        "two series: a document scored by the sum of its passages' scores rather than its best one (lookups "
+        "0.837 to 0.781, bm25), and other fusions of BM25 and MiniLM (reciprocal-rank constants 10 to 120, "
+        "weighted, z-scores, min-max: lookups 0.835 to 0.858 against 0.852, within what one task changes).",
         "",
         "| retriever | questions asked as | recall@5 (reporting half) | gap | customer-facing / internal "
         f"| tasks needing ≤ {MANY} / more documents | lists / documents returned per task | tuning half |",
@@ -453,8 +498,8 @@ def knowledge_lines(k: dict[str, Any]) -> list[str]:
     ]
     kinds = {
         "derived_search": "one search each",
-        "derived": f"lookups (following {follow} series)",
-        "derived_deeper": "control: same reading, no following",
+        "derived": f"lookups (feedback, following {follow} series)",
+        "derived_deeper": "control: same reading, no feedback or following",
     }
     for name, r in systems.items():
         for key, kind in kinds.items():
@@ -470,17 +515,7 @@ def knowledge_lines(k: dict[str, Any]) -> list[str]:
     d, c = best["derived"]["report_half"], best["derived_deeper"]["report_half"]
     lines += [
         "",
-        f"Where the gap is: internal procedures are found ({d['recall_at_5_internal']:.2f}), customer-facing "
-        f"product pages less often ({d['recall_at_5_customer_facing']:.2f}), and the tasks that compare a family "
-        f"of products ({d['tasks_many_needed']} of the reporting half need more than {MANY} documents, one 30 "
-        f"business checking and savings pages) least ({d['recall_at_5_many_needed']:.2f}). Following what a "
-        "search finds reaches a product's other pages, but reading as many documents further down each "
-        f"question's own ranking finds {'more' if c['recall_at_5'] > d['recall_at_5'] else 'about as many'} "
-        f"({c['recall_at_5']:.3f} against {d['recall_at_5']:.3f}): with these questions the figure grows with "
-        "the documents read more than with following, and a lookup already reads "
-        f"{d['documents_returned_per_task']:.0f} of the {best['documents']} documents per task. What is missing "
-        "is what an agent does between searches: read the first pages, decide which products are candidates "
-        "and ask about each one's fees or rewards by name.",
+        where_the_gap_is(d, c, best["documents"]),
         "",
         "The earlier measures, kept beside it (all tasks, one search per question): *whole task* asks each "
         "task's customer instructions (boilerplate removed) as one question, recall@5 capped at five needed; "
@@ -501,6 +536,41 @@ def knowledge_lines(k: dict[str, Any]) -> list[str]:
             f"{turns['recall_at_5_any_turn']:.3f} ({turns['documents_returned_per_task']:.0f} per task) | {own_cell} |"
         )
     return lines
+
+
+def where_the_gap_is(d: dict[str, Any], c: dict[str, Any], documents: int) -> str:
+    """The paragraph on what the best lookups (``d``) still miss and how they compare with their control
+    (``c``), worded from the figures so that it stays true when they change."""
+    many, few = d["recall_at_5_many_needed"], d["recall_at_5_few_needed"]
+    versus = (
+        "more than"
+        if d["recall_at_5"] > c["recall_at_5"] + 0.005
+        else "fewer than"
+        if d["recall_at_5"] < c["recall_at_5"] - 0.005
+        else "about as many as"
+    )
+    reading = {
+        "more than": (
+            "searching again with the first results' terms and following reaches documents that reading "
+            "further down the question's own ranking does not"
+        ),
+        "fewer than": (
+            "reading further down each question's own ranking still finds more than searching again and following"
+        ),
+        "about as many as": "searching again and following find about what reading further down finds",
+    }[versus]
+    return (
+        f"Where the gap is: internal procedures are found ({d['recall_at_5_internal']:.2f}), customer-facing "
+        f"product pages {'less' if d['recall_at_5_customer_facing'] < d['recall_at_5_internal'] else 'more'} "
+        f"often ({d['recall_at_5_customer_facing']:.2f}), and the tasks that compare a family of products "
+        f"({d['tasks_many_needed']} of the reporting half need more than {MANY} documents, one 30 business "
+        f"checking and savings pages) {'less' if many < few else 'more'} often than the others ({many:.2f} "
+        f"against {few:.2f}). Lookups find {versus} the control reading as many documents "
+        f"({d['recall_at_5']:.3f} against {c['recall_at_5']:.3f}): {reading}; a lookup reads "
+        f"{d['documents_returned_per_task']:.0f} of the {documents} documents per task. What is missing is what "
+        "an agent does between searches beyond taking up the first pages' words: decide which products are "
+        "candidates and ask about each one's fees or rewards by name."
+    )
 
 
 def write_doc(results: dict[str, Any]) -> None:

@@ -139,7 +139,7 @@ def _product_pages() -> list[Passage]:
 
 def test_a_lookup_follows_the_series_of_its_first_results_with_the_same_question() -> None:
     kb = KnowledgeBase(_product_pages())
-    first, *follow_ups = kb.lookup("gold card cash back", 2, follow=2)
+    first, *follow_ups = kb.lookup("gold card cash back", 2, follow=2, feedback=False)
     assert first.series is None
     assert [h.passage.source for h in first.hits] == [
         h.passage.source for h in kb.search("gold card cash back", 2, by_source=True)
@@ -155,7 +155,7 @@ def test_a_lookup_follows_the_series_of_its_first_results_with_the_same_question
 
 def test_a_lookup_that_follows_nothing_is_the_search_alone() -> None:
     kb = KnowledgeBase(_product_pages())
-    lookups = kb.lookup("silver card annual fee", 5, follow=0)
+    lookups = kb.lookup("silver card annual fee", 5, follow=0, feedback=False)
     assert len(lookups) == 1
     assert lookups[0].hits == kb.search("silver card annual fee", 5, by_source=True)
     assert kb.lookup("zzzz qqqq") == [Lookup("zzzz qqqq", None, [])]
