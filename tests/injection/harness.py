@@ -44,13 +44,13 @@ class PlantedKnowledge:
         folders = TenantKnowledge().folders
         self.bases = {t: KnowledgeBase([*read_articles(f), *planted.get(t, [])]) for t, f in folders.items()}
 
-    def answer(self, tenant_id: str, question: str) -> Hit | None:
-        base = self.bases.get(tenant_id)
-        return base.answer(question) if base is not None else None
-
     def lookup(self, tenant_id: str, question: str, k: int = 5) -> list[Lookup]:
         base = self.bases.get(tenant_id)
         return base.lookup(question, k) if base is not None else []
+
+    def covers(self, tenant_id: str, question: str, hit: Hit) -> bool:
+        base = self.bases.get(tenant_id)
+        return base is not None and base.covers(question, hit)
 
 
 @cache

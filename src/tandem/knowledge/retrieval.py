@@ -49,6 +49,8 @@ FOLLOW = 1
 # MiniLM, for as many lists; the same expansion in the first search lowered it (0.700 to 0.690 one search
 # each), so the question's own list stays as asked. Weights 0.5, 1 and 2 differ by less than 0.01.
 FEEDBACK_TERMS = 10
+# The share of a question's words (weighed by rarity) a passage must hold to be said as its answer.
+MIN_OVERLAP = 0.3
 FEEDBACK_WEIGHT = 1.0
 
 
@@ -287,20 +289,22 @@ class KnowledgeBase:
                 shown |= {h.passage.source for h in more}
         return lookups
 
-    def answer(self, query: str, *, min_overlap: float = 0.3) -> Hit | None:
+    def answer(self, query: str, *, min_overlap: float = MIN_OVERLAP) -> Hit | None:
         """The single best passage, or None when too little of the question is in it to be worth saying."""
         hits = self.search(query, 1)
-        if not hits:
-            return None
+        return hits[0] if hits and self.covers(query, hits[0], min_overlap=min_overlap) else None
+
+    def covers(self, query: str, hit: Hit, *, min_overlap: float = MIN_OVERLAP) -> bool:
+        """Whether enough of the question (its words weighed by rarity) is in the passage to be worth saying."""
         asked = set(tokens(query))
         if not asked:
-            return None
-        passage = hits[0].passage
+            return False
+        passage = hit.passage
         found = set(tokens(f"{passage.title} {passage.section or ''} {passage.text}"))
         weight = {t: float(self._idf[self._vocab[t]]) if t in self._vocab else 0.0 for t in asked}
         total = sum(weight.values())
         covered = sum(w for t, w in weight.items() if t in found)
-        return hits[0] if total and covered / total >= min_overlap else None
+        return bool(total) and covered / total >= min_overlap
 
 
 def recall_at(retrieved: Sequence[str], relevant: Sequence[str], k: int) -> float:
@@ -343,3 +347,8 @@ class TenantKnowledge:
         following their series (``KnowledgeBase.lookup``); empty for a tenant without articles."""
         kb = self.base(tenant_id)
         return kb.lookup(question, k) if kb is not None else []
+
+    def covers(self, tenant_id: str, question: str, hit: Hit) -> bool:
+        """Whether ``hit`` holds enough of ``question`` to be said as its answer (``KnowledgeBase.covers``)."""
+        kb = self.base(tenant_id)
+        return kb is not None and kb.covers(question, hit)

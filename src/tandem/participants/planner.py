@@ -64,9 +64,9 @@ SAY_UNCLEAR = "Sorry, could you tell me a little more about what you need?"
 class Knowledge(Protocol):
     """Help articles by tenant (``tandem.knowledge.retrieval.TenantKnowledge``)."""
 
-    def answer(self, tenant_id: str, question: str) -> Hit | None: ...
-
     def lookup(self, tenant_id: str, question: str, k: int = 5) -> list[Lookup]: ...
+
+    def covers(self, tenant_id: str, question: str, hit: Hit) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +294,11 @@ class Planner:
         query = raw.get("query")
         if not isinstance(query, str) or not query.strip() or self.knowledge is None:
             return {"status": "no_result"}
-        hit = self.knowledge.answer(situation.tenant_id, query[:MAX_TEXT])
-        if hit is None:
+        question = query[:MAX_TEXT]
+        lookups = self.knowledge.lookup(situation.tenant_id, question)
+        # The lookup's first article is the search's best passage: said only when it holds enough of the question.
+        hit = lookups[0].hits[0] if lookups and lookups[0].hits else None
+        if hit is None or not self.knowledge.covers(situation.tenant_id, question, hit):
             return {"status": "no_result"}
         passage = hit.passage
         found: dict[str, Any] = {
@@ -310,7 +313,7 @@ class Planner:
         # text of an article reaches the model when it asks for it, one at a time.
         related: list[dict[str, str]] = []
         seen = {passage.source}
-        for lookup in self.knowledge.lookup(situation.tenant_id, query[:MAX_TEXT]):
+        for lookup in lookups:
             for other in lookup.hits:
                 if other.passage.source in seen or len(related) == MAX_RELATED:
                     continue
