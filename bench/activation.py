@@ -105,10 +105,11 @@ ANCHOR_P50_RANGE = "1–2 ms"
 
 console = Console()
 # What a source does the first time many lookups arrive at once, and never again in the process.
+BATCH_TRIAL = "DuckDB tries its batch forms, a lateral join against a union, once per query"
 FIRST_ROUND = {
-    "duckdb_file": "DuckDB tries its batch forms, a lateral join against a union, once per query",
+    "duckdb_file": BATCH_TRIAL,
     UNBATCHED: "DuckDB's cursors are made, one per thread",
-    "parquet": "DuckDB tries its batch forms, a lateral join against a union, once per query",
+    "parquet": BATCH_TRIAL,
     "postgres": f"the pool opens its connections, up to {PG_POOL}",
 }
 
