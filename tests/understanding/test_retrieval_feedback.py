@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from tandem.knowledge.articles import Passage
@@ -65,3 +67,50 @@ def test_a_question_matching_no_word_gets_no_feedback_list() -> None:
 def test_a_negative_feedback_weight_is_refused() -> None:
     with pytest.raises(ValueError, match="feedback_weight"):
         KnowledgeBase(_travel_pages(), feedback_weight=-1.0)
+
+
+class KeywordEmbedder:
+    """Vectors by keyword, so the test decides which pages are alike in meaning: the question points one way,
+    the pages about working abroad halfway between it and a second direction, the overseas help page along
+    that second direction alone (no word of the question, no term of the first pages), everything else
+    elsewhere."""
+
+    name = "keywords"
+
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        rows = []
+        for text in texts:
+            if text == QUESTION:
+                rows.append([1.0, 0.0, 0.0])
+            elif "overseas" in text.lower():
+                rows.append([0.0, 1.0, 0.0])
+            elif "abroad" in text.lower():
+                rows.append([0.7071, 0.7071, 0.0])
+            else:
+                rows.append([0.0, 0.0, 1.0])
+        return np.array(rows, dtype=np.float32)
+
+
+def _with_overseas_help() -> list[Passage]:
+    """The two pages about working abroad, two pages about other things, and the overseas help page: last,
+    so that a tie in either ranking puts it behind every other page."""
+    pages = _travel_pages()
+    return [*pages[:2], *pages[3:5], Passage("doc_overseas_001", "Overseas help", None, "Call us from any country.")]
+
+
+def test_with_embeddings_the_feedback_list_also_moves_towards_the_first_pages_meaning() -> None:
+    moved = KnowledgeBase(_with_overseas_help(), embedder=KeywordEmbedder())
+    first, again = moved.lookup(QUESTION, 2, follow=0)
+    assert "doc_overseas_001" not in [h.passage.source for h in first.hits]
+    assert "doc_overseas_001" in [h.passage.source for h in again.hits]
+    # Without the dense feedback the page is as far from the question as any other: it stays last.
+    still = KnowledgeBase(_with_overseas_help(), embedder=KeywordEmbedder(), dense_feedback_weight=0)
+    first_still, again_still = still.lookup(QUESTION, 2, follow=0)
+    assert first_still == first
+    assert again_still.feedback == again.feedback
+    assert "doc_overseas_001" not in [h.passage.source for h in again_still.hits]
+
+
+def test_a_negative_dense_feedback_weight_is_refused() -> None:
+    with pytest.raises(ValueError, match="dense_feedback_weight"):
+        KnowledgeBase(_travel_pages(), dense_feedback_weight=-0.5)
