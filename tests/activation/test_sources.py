@@ -199,6 +199,12 @@ async def test_a_postgresql_source_without_a_dsn_says_which_variable_to_set() ->
         await PostgresSource.open("db", {"dsn_env": "TANDEM_NOT_SET_DSN"})
 
 
+@pytest.mark.parametrize("pool_size", [0, -2, "ten", 2.5, True])
+async def test_a_postgresql_pool_size_that_is_not_a_positive_whole_number_is_refused(pool_size: object) -> None:
+    with pytest.raises(SourceError, match="pool_size must be a whole number"):
+        await PostgresSource.open("db", {"dsn": "postgresql://nobody@127.0.0.1:1/none", "pool_size": pool_size})
+
+
 # -- Databricks (a stand-in of the connector behind the adapter's seam) ---------------------------------------
 @pytest.fixture
 async def warehouses(lakehouse: Path) -> AsyncIterator[dict[str, FakeWarehouse]]:

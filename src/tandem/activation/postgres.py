@@ -37,11 +37,15 @@ class PostgresSource:
             import asyncpg
         except ImportError as exc:  # the [postgres] extra
             raise SourceError("PostgreSQL sources need asyncpg: pip install 'tandem[postgres]'") from exc
+        pool_size = options.get("pool_size", 10)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise SourceError(
+                f"source {name}: pool_size must be a whole number of connections, at least 1, not {pool_size!r} "
+                "(about two per core of the database server)"
+            )
         settings = {"search_path": str(options["schema"])} if options.get("schema") else None
         try:
-            pool = await asyncpg.create_pool(
-                str(dsn), min_size=1, max_size=int(options.get("pool_size", 10)), server_settings=settings
-            )
+            pool = await asyncpg.create_pool(str(dsn), min_size=1, max_size=pool_size, server_settings=settings)
         except (OSError, asyncpg.PostgresError) as exc:
             raise SourceError(f"source {name}: cannot connect: {exc}") from exc
         return cls(name, pool)
