@@ -92,6 +92,9 @@ class Conductor:
         self.clock = clock or SystemClock()
         self.understander = understander
         self.gate = gate
+        # What a new interaction is pinned to when its starter names no release (the active policy version,
+        # set by the action layer); None pins nothing.
+        self.pin: Callable[[str], str | None] | None = None
         self.bus = bus or Bus()
         self.owner = owner or f"conductor-{os.getpid()}-{new_id('w')[-8:]}"
         self.snapshot_every = snapshot_every
@@ -157,6 +160,8 @@ class Conductor:
         interaction_id: str | None = None,
     ) -> tuple[Interaction, TurnResult]:
         """Open an interaction with its first leg, then let the floor holder greet."""
+        if release is None and self.pin is not None:
+            release = self.pin(tenant_id)
         interaction_id = interaction_id or new_id("int")
         leg_id = new_id("leg")
         now = self.clock.now()

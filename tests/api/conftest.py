@@ -157,16 +157,23 @@ def participants() -> Mapping[str, Participant]:
     return {"bot": EchoBot()}
 
 
-@pytest.fixture
-async def api(
-    tmp_path: Path, clock: ManualClock, world: World, participants: Mapping[str, Participant]
-) -> AsyncIterator[Api]:
-    runtime = await build_runtime(tmp_path, world, clock=clock, participants=participants, admin_token=ADMIN_TOKEN)
+@asynccontextmanager
+async def running(runtime: Runtime, clock: ManualClock) -> AsyncIterator[Api]:
+    """The API over ``runtime``, served until the block ends; the runtime is closed after it."""
     try:
         async with serving(runtime) as url, httpx.AsyncClient(base_url=url, timeout=WAIT_S) as client:
             yield Api(runtime, client, clock)
     finally:
         await runtime.aclose()
+
+
+@pytest.fixture
+async def api(
+    tmp_path: Path, clock: ManualClock, world: World, participants: Mapping[str, Participant]
+) -> AsyncIterator[Api]:
+    runtime = await build_runtime(tmp_path, world, clock=clock, participants=participants, admin_token=ADMIN_TOKEN)
+    async with running(runtime, clock) as api:
+        yield api
 
 
 @dataclass

@@ -73,6 +73,11 @@ ENDPOINTS = [
     e("GET", "/v1/queues", admin=200, supervisor=200),
     e("GET", "/v1/metrics", admin=200, supervisor=200),
     e("GET", "/v1/release", admin=200, supervisor=200),
+    # This deployment has no policies: nothing to publish over (tests/api/test_releases.py has one that does).
+    e("GET", "/v1/releases", admin=200, supervisor=200),
+    e("POST", "/v1/releases", {"policy": "policy: {tenant: bank}"}, admin=409),
+    e("GET", "/v1/releases/{REL}", admin=404),
+    e("POST", "/v1/releases/{REL}/activate", admin=409),
     e("POST", "/v1/stream-tickets", {"interaction_id": "{I}"}, admin=201, supervisor=201, agent=201, customer=201,
       other_customer=404),
     e("POST", "/v1/channels", {"kinds": ["chat"]}, admin=201),
@@ -117,7 +122,8 @@ async def make_scene(api: Api) -> Scene:
         "channel": channel, "customer": held.token, "other_customer": other.token, "service": service,
         "anonymous": None, "bad_token": "tdm_not-a-real-token",
     }  # fmt: skip
-    return Scene(tokens, {"I": held.id, "A": agent.id, "O": offer["id"], "ACT": "act_1"})
+    ids = {"I": held.id, "A": agent.id, "O": offer["id"], "ACT": "act_1", "REL": "policy:harbor-bank-policy@0"}
+    return Scene(tokens, ids)
 
 
 def fill(template: Any, ids: dict[str, str]) -> Any:
@@ -160,7 +166,7 @@ async def test_each_role_gets_exactly_its_answer_and_refusals_write_nothing(api:
 
 
 async def test_the_role_table_walks_every_endpoint_of_the_api(api: Api) -> None:
-    short = {"interaction_id": "I", "agent_id": "A", "offer_id": "O", "action_id": "ACT"}
+    short = {"interaction_id": "I", "agent_id": "A", "offer_id": "O", "action_id": "ACT", "release": "REL"}
     documented = (await api.client.get("/openapi.json")).json()["paths"]
     routes = set()
     for path, operations in documented.items():

@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tandem import commands as cmd
@@ -40,7 +39,7 @@ from tandem.runtime import Runtime, build_runtime
 from tandem.store.sqlite import SqliteStore
 from tandem.understanding.rules import RuleUnderstander
 from tandem.world.world import World
-from tests.api.conftest import ADMIN_TOKEN, TENANT, WAIT_S, Api, serving
+from tests.api.conftest import ADMIN_TOKEN, TENANT, WAIT_S, Api, running
 from tests.llm.servers import Plan, openai_app, serve
 
 MARIA = ["My card was declined in Lisbon", "415 555 0134", "March 14, 1985", "94110"]
@@ -262,11 +261,8 @@ async def api(tmp_path: Path, clock: ManualClock, world: World, example_activato
         tmp_path, world, clock=clock, participants={"bot": SelfServiceBot(world, activator=example_activator)},
         admin_token=ADMIN_TOKEN,
     )  # fmt: skip
-    try:
-        async with serving(runtime) as url, httpx.AsyncClient(base_url=url, timeout=WAIT_S) as client:
-            yield Api(runtime, client, clock)
-    finally:
-        await runtime.aclose()
+    async with running(runtime, clock) as served:
+        yield served
 
 
 async def written(runtime: Runtime, interaction_id: str, count: int = 1) -> list[Event]:

@@ -30,6 +30,7 @@ from tandem.conductor import Conductor
 from tandem.release.policy import Escalation, Policy, PolicyBook, load_policy
 from tandem.release.policy_gate import PolicyGate, RecordLookup
 from tandem.release.policy_revocations import Revocations
+from tandem.release.publishing import Publisher, release_id
 from tandem.world.world import EXAMPLES_DIR, World
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Actions:
 
     conductor: Conductor
     book: PolicyBook
+    publisher: Publisher
     gate: PolicyGate
     revocations: Revocations
     toolboxes: dict[str, Toolbox]
@@ -82,9 +84,9 @@ class Actions:
 
     # -- pins ------------------------------------------------------------------------------------------
     def release(self, tenant_id: str) -> str | None:
-        """What to pin a new interaction to (``Conductor.start(release=...)``): the active policy version."""
+        """What a new interaction is pinned to (``Conductor.pin``): the active policy version."""
         policy = self.book.active(tenant_id)
-        return None if policy is None else f"policy:{policy.version}"
+        return None if policy is None else release_id(policy)
 
     # -- people deciding -------------------------------------------------------------------------------
     async def approve(
@@ -177,10 +179,11 @@ def build_actions(
     ``conductor.gate``) and the worker. ``server_env`` is added to every started server's environment."""
     data_dir = Path(data_dir)
     book = PolicyBook(archive=data_dir / "releases" / "policy")
+    publisher = Publisher(book, conductor.clock.now)
     loaded: dict[str, Policy] = {}
     toolboxes: dict[str, Toolbox] = {}
     for tenant_id, path in (policies or policy_files(world)).items():
-        policy = book.add(load_policy(path))
+        policy = publisher.deploy(load_policy(path))
         loaded[tenant_id] = policy
         servers: dict[str, ServerConfig] = {}
         if policy.servers is not None:
@@ -198,4 +201,7 @@ def build_actions(
     gate = PolicyGate(book, records=_record_lookup(world), revocations=revocations, tools=_Tools(toolboxes))
     conductor.gate = gate
     worker = ActionWorker(conductor, gate, toolboxes, owner=owner, lease_ttl_s=lease_ttl_s, concurrency=concurrency)
-    return Actions(conductor, book, gate, revocations, toolboxes, worker, loaded)
+    actions = Actions(conductor, book, publisher, gate, revocations, toolboxes, worker, loaded)
+    # Every new interaction is pinned to the policy active when it starts, and keeps it to its end.
+    conductor.pin = actions.release
+    return actions

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tandem import __version__
-from tandem.api import agents, channels, errors, interactions, mcp, offers, operations, queues, streams
+from tandem.api import agents, channels, errors, interactions, mcp, offers, operations, queues, releases, streams
 from tandem.api.context import RequestContext
 from tandem.api.idempotency import Idempotency
 from tandem.runtime import Runtime
@@ -57,7 +57,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # add_middleware wraps: the last added runs first.
     app.add_middleware(Idempotency, tokens=runtime.tokens, store=runtime.idempotency)
     app.add_middleware(RequestContext)
-    for module in (operations, interactions, streams, agents, offers, queues, channels, mcp):
+    for module in (operations, releases, interactions, streams, agents, offers, queues, channels, mcp):
         app.include_router(module.router)
     _pages(app)
     return app

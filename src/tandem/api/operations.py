@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, metrics, the active release, and who a token belongs to."""
+"""Operations: liveness, readiness, metrics, and who a token belongs to (the release: ``api.releases``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tandem import __version__
 from tandem.api.auth import Authenticated, require, runtime_of, tenant_of
 from tandem.api.errors import error_body, request_id_of
 
@@ -48,14 +47,6 @@ async def metrics(request: Request, principal: Authenticated) -> dict[str, Any]:
         "queues": [s.to_api() for s in runtime.router.queue_stats(tenant_id)],
         "agents": {p: sum(1 for a in agents if a.presence == p) for p in ("available", "busy", "away")},
     }
-
-
-@router.get("/v1/release", summary="The active release (read-only: publishing is not built yet)")
-async def release(principal: Authenticated) -> dict[str, Any]:
-    require(principal, "admin", "supervisor", doing="read the release")
-    # Releases (policy, flows, prompts as one versioned bundle) do not exist yet: every interaction runs the
-    # code's built-in behaviour, which this names honestly instead of inventing a bundle id.
-    return {"id": None, "version": __version__, "kind": "built-in", "publishing": False}
 
 
 @router.get("/v1/me", summary="Who this token belongs to")

@@ -447,6 +447,14 @@ class PolicyBook:
         if held is None or (policy.servers is not None and held.servers is None):
             self._versions[key] = policy
 
+    def activate(self, tenant_id: str, version: str) -> Policy:
+        """Make a version this book holds the one new interactions of the tenant are pinned to."""
+        policy = self._versions.get((tenant_id, version))
+        if policy is None:
+            raise PolicyError(f"tenant {tenant_id} has no policy version {version}")
+        self._active[tenant_id] = version
+        return policy
+
     def active(self, tenant_id: str) -> Policy | None:
         version = self._active.get(tenant_id)
         return None if version is None else self._versions[(tenant_id, version)]
