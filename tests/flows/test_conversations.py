@@ -248,3 +248,17 @@ async def test_an_angry_customer_asking_for_a_person_is_handed_over_on_that_firs
     case = await maria.case()
     assert case.handoff is not None
     assert case.handoff.reason == "customer wants a person (angry: said 'useless')"
+
+
+async def test_asking_again_for_a_person_while_queued_hears_the_same_wait_and_opens_no_second_handoff(
+    chat: Start, sqlite_store: SqliteStore
+) -> None:
+    maria = await chat("bank")
+    first = await maria.lines("I want to talk to a person please")
+    assert first[-1].startswith("I'm connecting you with a person now.")
+    # However the next line is understood (another ask for a person, or a plain line), the wait is worded once.
+    again = await maria.lines("can I talk to a human agent", "I'm still waiting here")
+    queued = "You're next in line for a specialist, and they'll see everything we've covered."
+    assert [r.startswith(queued) for r in again] == [True, True]
+    handoffs = [e for e in await sqlite_store.read(maria.interaction_id) if e.type == ev.HANDOFF_REQUESTED]
+    assert len(handoffs) == 1

@@ -259,10 +259,7 @@ class SelfServiceBot:
         """Serve ``goal`` (an intent a flow serves), or say the request was not understood."""
         if self._handoff_open(w) and (goal is None or goal == w.known("reason")):
             # Queued: keep the customer company, note anything new for the person, never re-run the flow.
-            w.say(
-                "You're next in line for a specialist, and they'll see everything we've covered. "
-                "Is there anything you'd like me to note for them meanwhile?"
-            )
+            self._still_queued(w)
             return
         if goal is None:
             self._not_understood(w)
@@ -554,9 +551,17 @@ class SelfServiceBot:
     def _was_upset_before(self, w: _Work) -> bool:
         return bool(w.case.sentiment and w.case.sentiment.get("label") in ("angry", "distressed"))
 
+    def _still_queued(self, w: _Work) -> None:
+        # One wording whichever rail noticed the open handoff (a plain line, or another ask for a person), so
+        # the customer hears the same thing however the line was understood.
+        w.say(
+            "You're next in line for a specialist, and they'll see everything we've covered. "
+            "Is there anything you'd like me to note for them meanwhile?"
+        )
+
     def _hand_over(self, w: _Work, reason: str, next_step: str, queue: str | None = None) -> None:
         if self._handoff_open(w):
-            w.say("You're in line for the next available person, and they'll see everything we've covered.")
+            self._still_queued(w)
             return
         queue = queue or (w.tenant.skills[0] if w.tenant.skills else "general")
         w.handoff(queue, reason, next_step)
