@@ -109,6 +109,7 @@ def _register_subcommands() -> None:
     from tandem.actions.cli import policy_app
     from tandem.activation.cli import data_app, signals_app
     from tandem.release.flows_cli import flows_app
+    from tandem.release.releases_cli import releases_app
     from tandem.sim.cli import eval_command
     from tandem.understanding.cli import app as nlu_app
 
@@ -117,6 +118,9 @@ def _register_subcommands() -> None:
     app.add_typer(nlu_app, name="nlu", help="Understanding: train the intent model, evaluate it on a data set.")
     app.add_typer(policy_app, name="policy", help="Policy: check a file, run policy unit tests, the kill switch.")
     app.add_typer(flows_app, name="flows", help="Flows: check flow files (schema, steps, conditions, tools).")
+    app.add_typer(
+        releases_app, name="releases", help="A running deployment's policy releases: list, publish, activate."
+    )
 
     app.command("eval", help="Play journey scenarios through the API; write a report; fail on a broken expectation.")(
         eval_command

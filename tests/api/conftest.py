@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from tandem.actions.runtime import policy_files
 from tandem.api.app import create_app
 from tandem.case.envelope import Event
 from tandem.clock import ManualClock
@@ -165,6 +166,12 @@ async def running(runtime: Runtime, clock: ManualClock) -> AsyncIterator[Api]:
             yield Api(runtime, client, clock)
     finally:
         await runtime.aclose()
+
+
+@pytest.fixture
+def shipped() -> str:
+    """The bank's shipped policy file, as text."""
+    return policy_files(World.load())[TENANT].read_text()
 
 
 @pytest.fixture

@@ -36,11 +36,6 @@ async def deployment(data_dir: Path, clock: ManualClock, policy: Path | None = N
         yield api
 
 
-@pytest.fixture
-def shipped() -> str:
-    return policy_files(World.load())[TENANT].read_text()
-
-
 async def release_of(api: Api, interaction_id: str) -> str:
     r = await api.call("GET", f"/v1/interactions/{interaction_id}", ADMIN_TOKEN)
     assert r.status_code == 200, r.text
