@@ -27,7 +27,11 @@ class TandemApi:
         self.http = http
         self.admin_token = admin_token
 
-    async def call(
+    async def call(self, method: str, path: str, token: str | None, *args: Any, **kwargs: Any) -> Any:
+        """The answer's JSON alone (arguments as ``respond``)."""
+        return (await self.respond(method, path, token, *args, **kwargs))[0]
+
+    async def respond(
         self,
         method: str,
         path: str,
@@ -35,8 +39,11 @@ class TandemApi:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         tenant: str | None = None,
-    ) -> Any:
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """The answer's JSON and its headers (an ETag, a Location); ``ApiCallFailed`` from 400 up."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(extra or {})
         if tenant:
             # An admin token serves every tenant, and an anonymous chat has no token: both name the tenant.
             headers["X-Tandem-Tenant"] = tenant
@@ -47,7 +54,7 @@ class TandemApi:
         payload: Any = response.json() if response.content else None
         if response.status_code >= 400:
             raise ApiCallFailed(method, path, response.status_code, payload)
-        return payload
+        return payload, response.headers
 
     # -- interactions ----------------------------------------------------------------------------------
     async def start(
@@ -107,6 +114,23 @@ class TandemApi:
         if notes:
             body["notes"] = notes
         await self.call("POST", f"/v1/interactions/{interaction_id}/wrapup", token, body)
+
+    # -- releases (as an admin) -----------------------------------------------------------------------
+    async def active_release(self, tenant: str) -> tuple[dict[str, Any], str | None]:
+        """The active release and its ETag (None when the deployment runs without policies)."""
+        payload, headers = await self.respond("GET", "/v1/release", self.admin_token, tenant=tenant)
+        return dict(payload), headers.get("ETag")
+
+    async def release_text(self, tenant: str, release: str) -> str:
+        return str((await self.call("GET", f"/v1/releases/{release}", self.admin_token, tenant=tenant))["text"])
+
+    async def publish_policy(self, tenant: str, text: str) -> str:
+        """Publish a policy text; the release id (a new version, or the same text's earlier one)."""
+        return str((await self.call("POST", "/v1/releases", self.admin_token, {"policy": text}, tenant=tenant))["id"])
+
+    async def activate_release(self, tenant: str, release: str, if_match: str) -> None:
+        path = f"/v1/releases/{release}/activate"
+        await self.call("POST", path, self.admin_token, {}, tenant=tenant, extra={"If-Match": if_match})
 
     # -- agents and routing ----------------------------------------------------------------------------
     async def create_agent(

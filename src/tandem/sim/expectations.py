@@ -62,6 +62,8 @@ def check(expect: Expect, result: JourneyResult) -> list[str]:
             want("signal " + signal, "ok", result.signals.get(signal, "not fetched"))
         for signal in expect.signals.timed_out:
             want("signal " + signal, "timeout", result.signals.get(signal, "not fetched"))
+    if expect.release is not None:
+        failures += _release(expect.release, result)
     seen = result.seen_text.lower()
     for phrase in expect.saw:
         if phrase.lower() not in seen:
@@ -96,6 +98,17 @@ def _actions(expect: Actions, result: JourneyResult) -> list[str]:
         if tool in executed:
             failures.append(f"action {tool} was executed")
     return failures
+
+
+def _release(which: str, result: JourneyResult) -> list[str]:
+    wanted = result.published if which == "published" else result.shipped
+    if wanted is None:
+        return [f"release: the {which} release is unknown (the deployment runs without policy releases?)"]
+    others = sorted({r or "none" for r in result.pinned} - {wanted})
+    if not result.pinned or others:
+        got = ", ".join(others) or "no interaction"
+        return [f"release: expected every interaction pinned to the {which} {wanted}, got {got}"]
+    return []
 
 
 def _instead(want: FactShown, facts: list[Fact]) -> str:

@@ -28,6 +28,7 @@ from tandem.sim.client import ApiCallFailed, TandemApi
 from tandem.sim.effects import ActionTaken, Effect, LedgerUnreadable, actions_taken, count_effects
 from tandem.sim.metrics import Ledger, Metrics, Rates, action_outcomes, floor_path, policy_blocks
 from tandem.sim.questions import asked_facts, says_value
+from tandem.sim.releases import publish_overlay
 from tandem.sim.repeats import FoundRepeat, JourneyLog, Seen, count_from_events, count_from_text
 from tandem.sim.scenario import FACT_OF_PERSONA, Agent, Leg, Line, Scenario
 from tandem.sim.transport import Ledgers
@@ -121,6 +122,11 @@ class JourneyResult:
     actions: list[ActionTaken] = field(default_factory=list)
     effects: list[Effect] | None = None
     signals: dict[str, str] = field(default_factory=dict)
+    # The release each interaction was pinned to; the one active before the journey and, when the scenario
+    # published its own, that one.
+    pinned: list[str | None] = field(default_factory=list)
+    shipped: str | None = None
+    published: str | None = None
     # Every event the journey read (and, when siloed, the siloed person's requests): for inspection, not
     # for the report.
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -178,6 +184,9 @@ class Journey:
         self.siloed_asked: set[str] = set()
         self.transfers_back = 0
         self.abandoned = False
+        self.pinned: list[str | None] = []
+        self.shipped: str | None = None
+        self.published: str | None = None
 
     @property
     def session(self) -> Session:
@@ -187,6 +196,7 @@ class Journey:
     async def run(self) -> JourneyResult:
         error: str | None = None
         try:
+            await self._release()
             if self.scenario.agent is not None:
                 await self._seat_agent(self.scenario.agent)
             for leg in self.persona.legs:
@@ -204,6 +214,19 @@ class Journey:
         if isinstance(effects, str):
             error, effects = error or effects, None
         return await self._result(error, facts, effects)
+
+    async def _release(self) -> None:
+        """Publish and activate the scenario's release (both modes play under it), or note the active one."""
+        tenant = self.scenario.tenant
+        if self.scenario.release is not None:
+            try:
+                done = await publish_overlay(self.api, tenant, self.scenario.release.policy, self.scenario.name)
+            except ValueError as exc:
+                raise JourneyStuck(str(exc)) from exc
+            self.shipped, self.published = done.shipped, done.published
+        elif self.scenario.expect.release is not None:
+            active, _ = await self.api.active_release(tenant)
+            self.shipped = active.get("id")
 
     async def _open_leg(self, leg: Leg) -> None:
         self.leg, self.leg_no = leg, self.leg_no + 1
@@ -570,7 +593,9 @@ class Journey:
         effects: list[Effect] | str | None = None
         try:
             for interaction_id in dict.fromkeys(s.interaction_id for s in self.sessions):
-                facts += casefile.shown(await self.api.interaction(interaction_id))
+                view = await self.api.interaction(interaction_id)
+                facts += casefile.shown(view)
+                self.pinned.append(view.get("release"))
             if self.ledgers is not None:
                 effects = await self.ledgers(self.scenario.tenant)
         except (ApiCallFailed, httpx.HTTPError) as exc:
@@ -633,4 +658,7 @@ class Journey:
             actions=actions,
             effects=effects,
             signals=signals,
+            pinned=self.pinned,
+            shipped=self.shipped,
+            published=self.published,
         )

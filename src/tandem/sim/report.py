@@ -217,6 +217,8 @@ def _effects(effects: Sequence[Effect]) -> str:
 def _journey_section(o: Outcome) -> list[str]:
     t = o.tandem
     out = [f"### {o.scenario.name} — {o.scenario.title}", ""]
+    if t.published is not None:
+        out.append(f"- release: published `{t.published}` over `{t.shipped}` before the journey")
     if t.signals:
         fetched = ", ".join(f"{name} {status}" for name, status in t.signals.items())
         out.append(f"- signals: {fetched}")

@@ -235,6 +235,8 @@ class Expect(_Model):
     unauthorized_actions: int | None = Field(default=0, ge=0)
     saw: list[str] = Field(default_factory=list, description="phrases the customer must have seen")
     never_saw: list[str] = Field(default_factory=list, description="phrases the customer must not have seen")
+    # The release every interaction of the journey was pinned to: the scenario's own, or the one before it.
+    release: Literal["published", "shipped"] | None = None
 
 
 class Signals(_Model):
@@ -244,6 +246,15 @@ class Signals(_Model):
     late: list[str] = Field(default_factory=list)
 
 
+class Release(_Model):
+    """A policy an admin publishes and activates on the running deployment before the journey starts."""
+
+    policy: dict[str, Any] = Field(
+        min_length=1,
+        description="laid over the tenant's active policy: mappings merge key by key, lists and values replace",
+    )
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: str
@@ -251,8 +262,15 @@ class Scenario(_Model):
     persona: Persona
     agent: Agent | None = None
     signals: Signals = Field(default_factory=lambda: Signals())
+    release: Release | None = None
     expect: Expect = Field(default_factory=lambda: Expect())
     tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _published_release(self) -> Scenario:
+        if self.expect.release == "published" and self.release is None:
+            raise ValueError("expect.release is published, but the scenario publishes none: add a release block")
+        return self
 
     @model_validator(mode="after")
     def _agent_joins_a_leg(self) -> Scenario:
