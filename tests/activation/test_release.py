@@ -85,6 +85,8 @@ def test_durations_read_like_people_write_them() -> None:
         ({"trigger": {"intents": ["x"], "when": "now"}}, "unknown keys"),
         ({"trigger": {"assurance": "very"}}, "unknown assurance"),
         ({"cache": True}, "unknown keys"),
+        ({"query_many": "SELECT :key AS key"}, r"query_many: .* uses :keys"),
+        ({"query_many": "SELECT unnest(:keys) AS key WHERE :key IS NOT NULL"}, r"never :key"),
     ],
 )
 def test_mistakes_in_a_signal_definition_are_refused_with_where_they_are(change: dict[str, Any], message: str) -> None:

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from tandem.activation.sources import Row, Source, SourceError, open_source
+from tandem.activation.sources import ManyKeys, Row, Source, SourceError, open_source
 from tandem.clock import Clock, SystemClock
 from tandem.commands import Learn
 from tandem.release.signals import (
@@ -130,6 +130,11 @@ class Activator:
                     raise ReleaseError(f"tenant {tenant}: signal {signal.name} needs source {signal.source}, not open")
         self.releases = dict(releases)
         self.sources = {tenant: dict(s) for tenant, s in sources.items()}
+        for tenant, release in releases.items():
+            for signal in release.signals.values():
+                source = self.sources[tenant][signal.source]
+                if signal.query_many is not None and isinstance(source, ManyKeys):
+                    source.add_many_form(signal.query, signal.query_many)
         self.clock: Clock = clock or SystemClock()
         self._cache = _Cache(cache_size)
         self._inflight: dict[tuple[str, str, str], asyncio.Task[_Outcome]] = {}  # (tenant, signal, key)

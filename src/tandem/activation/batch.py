@@ -15,11 +15,17 @@ every queued lookup of the oldest waiting query and runs them together, written 
   each key's rows on the same output columns, the same way (``top_order``); a query whose order cannot be
   read off its output (an expression, a position, a column it does not return) is batched as a union only.
 
-Which one a query gets is measured, not guessed: the first batches of a query try the union, then the lateral
-form if the query allows it, and the lateral form wins if its CPU per key is below the union's divided by the
-workers (a lateral statement keeps all its keys on one thread, a union's are shared). The lateral trial is cut
-off (interrupted) once it has cost that much for its keys, and its keys are answered by a union:
-on a big table, where a lateral scan can cost seconds, trying it costs at most one union's worth. A lookup
+A signal may also bring its own statement for many keys (``query_many`` in the release): the **many** form,
+used for every batch of that query, no trial. Its author knows the data and can write what no rewriting of the
+single query can: the keys as an ``IN`` list that DuckDB checks against each row group's min and max, and a
+window where the single query has a ``LIMIT`` (about half the union's CPU per key for the bill set on 10
+million card transactions). Like a union's, its keys are shared among the workers.
+
+Which of the first two a query gets is measured, not guessed: the first batches of a query try the union,
+then the lateral form if the query allows it, and the lateral form wins if its CPU per key is below the union's
+divided by the workers (a lateral statement keeps all its keys on one thread, a union's are shared). The
+lateral trial is cut off (interrupted) once it has cost that much for its keys, and its keys are answered by a
+union: on a big table, where a lateral scan can cost seconds, trying it costs at most one union's worth. A lookup
 alone (the usual case when the source is not busy) runs as the plain query, with no waiting: batching only
 gathers what queues up anyway.
 """
@@ -32,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Form = Literal["union", "lateral"]
+Form = Literal["union", "lateral", "many"]
 BATCH_COLUMN = "__batch"
 LATERAL_MAX = 64  # keys per lateral statement: one scan whatever the count, so as many as are waiting
 UNION_MAX = 16  # keys per union statement: it costs per key, and a smaller one that misses the budget loses less
@@ -163,12 +169,15 @@ def batch_size(form: Form, waiting: int, workers: int) -> int:
     among the workers (halves on two cores answer in half the time); a lateral costs per scan, so it takes all."""
     if form == "lateral":
         return min(LATERAL_MAX, waiting)
-    return min(UNION_MAX, waiting, max(PROBE_MIN, -(-waiting // workers)))
+    share = max(PROBE_MIN, -(-waiting // workers))
+    return min(LATERAL_MAX if form == "many" else UNION_MAX, waiting, share)
 
 
 def batch_params(form: Form, keys: list[str], shared: Mapping[str, Any]) -> dict[str, Any]:
     if form == "lateral":
         return {**shared, "__keys": keys}
+    if form == "many":
+        return {**shared, "keys": keys}
     return {**shared, **{f"key_{i}": key for i, key in enumerate(keys)}}
 
 

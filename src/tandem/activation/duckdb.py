@@ -59,7 +59,7 @@ from tandem.activation.batch import (
     union_sql,
 )
 from tandem.activation.sources import Row, SourceError, named_placeholders
-from tandem.release.signals import PLACEHOLDER, ReleaseError, parse_duration
+from tandem.release.signals import MANY_PLACEHOLDER, PLACEHOLDER, ReleaseError, parse_duration
 
 log = logging.getLogger(__name__)
 DELTA_REFRESH_S = 10.0
@@ -196,6 +196,7 @@ class DuckDBSource:
         self._closed = False
         self._forms: dict[str, FormChoice] = {}
         self._texts: dict[str, tuple[str, frozenset[str]]] = {}  # a signal's SQL -> DuckDB's text, names used
+        self._many: dict[str, str] = {}  # a signal's DuckDB text -> its own statement for many keys (DuckDB's)
         self._search_path: str | None = None  # where a cursor finds tables: set when a DuckDB file is attached
         self.lookups = 0  # lookups taken to run, and the statements that answered them (the benchmark shows both)
         self.statements = 0
@@ -376,6 +377,16 @@ class DuckDBSource:
             known = self._texts[sql] = (named_placeholders(sql, "dollar"), used)
         return known
 
+    def add_many_form(self, query: str, many: str) -> None:
+        """Answer batches of ``query`` with ``many``, a signal's own statement for many keys (``query_many``)."""
+        text, _ = self._text(query)
+        self._many[text] = MANY_PLACEHOLDER.sub(lambda m: "$" + m.group(1), many)
+
+    def uses_many_form(self, query: str) -> bool:
+        """Whether batches of ``query`` are answered by its own statement for many keys (not dropped after a
+        failure)."""
+        return self._text(query)[0] in self._many
+
     def _give_up(self, lookup: _Lookup) -> None:
         with self._lock:
             lookup.cancelled = True
@@ -408,7 +419,9 @@ class DuckDBSource:
             waiting = [lookup for lookup in lookups if not lookup.cancelled]
             if not waiting:
                 continue
-            form = self._form(group[0], cursor).next(len(waiting)) if len(waiting) > 1 else "union"
+            form: Form = "union"
+            if len(waiting) > 1:
+                form = "many" if group[0] in self._many else self._form(group[0], cursor).next(len(waiting))
             size = batch_size(form, len(waiting), self._workers)
             taken, rest = waiting[:size], waiting[size:]
             if rest:  # to the back of the line: the other queries' lookups go first, none waits for all of these
@@ -454,6 +467,8 @@ class DuckDBSource:
         return choice
 
     def _batched(self, cursor: duckdb.DuckDBPyConnection, statement: _Statement, keys: list[Any]) -> list[list[Row]]:
+        if statement.form == "many":
+            return self._many_answers(cursor, statement, keys)
         choice, form = self._forms[statement.text], statement.form
         sql = lateral_sql(statement.text) if form == "lateral" else union_sql(statement.text, len(keys))
         cap_ms = choice.trial_cap_ms(len(keys)) if form == "lateral" else None
@@ -489,6 +504,30 @@ class DuckDBSource:
             return [self._plain(cursor, statement.text, statement.shared, key) for key in keys]
         choice.record(form, len(keys), (time.thread_time() - started) * 1000)
         return [[dict(zip(names, row, strict=True)) for row in answer] for answer in grouped]
+
+    def _many_answers(
+        self, cursor: duckdb.DuckDBPyConnection, statement: _Statement, keys: list[Any]
+    ) -> list[list[Row]]:
+        """The signal's own statement for these keys; its first column says whose each row is. A statement that
+        fails is left for good and the keys are answered one by one, as they would be alone."""
+        many = self._many[statement.text]
+        try:
+            cursor.execute(many, batch_params("many", list(dict.fromkeys(keys)), statement.shared))
+            rows = cursor.fetchall()
+        except duckdb.InterruptException:
+            raise  # every lookup gave up
+        except duckdb.Error as exc:
+            log.warning("source %s: the signal's query_many failed (%s); answering key by key", self.name, exc)
+            self._many.pop(statement.text, None)
+            return [self._plain(cursor, statement.text, statement.shared, key) for key in keys]
+        names = [d[0] for d in cursor.description or ()][1:]
+        by_key: dict[Any, list[Row]] = {key: [] for key in keys}
+        for row in rows:
+            answer = by_key.get(row[0])
+            if answer is not None:  # a row for a key nobody asked about is not anyone's answer
+                answer.append(dict(zip(names, row[1:], strict=True)))
+        # The same key asked twice (two interactions, one member) gets the same rows, each its own copy.
+        return [[dict(r) for r in by_key[key]] for key in keys]
 
     def _unions(self, cursor: duckdb.DuckDBPyConnection, statement: _Statement, keys: list[Any]) -> list[list[Row]]:
         answers: list[list[Row]] = []

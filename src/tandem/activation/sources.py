@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tandem.release.signals import PLACEHOLDER, SourceSpec
 
@@ -30,6 +30,16 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ManyKeys(Protocol):
+    """A source that answers lookups queued together in one statement, and takes a signal's own statement for
+    many keys (``query_many``) in place of the forms it writes itself."""
+
+    def add_many_form(self, query: str, many: str) -> None:
+        """Answer batches of ``query`` (with ``:key``) with ``many`` (with ``:keys``, the key first in each row)."""
+        ...
 
 
 def named_placeholders(sql: str, style: str) -> str:

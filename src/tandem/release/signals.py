@@ -24,6 +24,11 @@ source turns them into its own placeholders. In a fact's ``value`` a string name
 builds an object, and ``{const: X}`` is a literal; ``subject`` is a template over the columns. ``on_empty``
 gives the fact's value when the query returns no rows ("no travel notice on file" is a fact too).
 
+``query_many`` (optional) is the same query for many keys at once, for a source that answers lookups queued
+together in one statement (DuckDB): ``:keys`` is the list of keys, the first column (``key``) says whose each
+row is, and each key's rows come in the order the single query gives them. A source that does not batch
+ignores it. The source trusts it to answer as the single query would; tests hold it to that.
+
 The release's version is the digest of the file, so an interaction pinned to it can tell if it changed.
 """
 
@@ -50,6 +55,8 @@ SOURCE_KINDS = frozenset({"duckdb", "postgres", "databricks"})
 PARAMETERS = ("key", "today")
 # ``:key`` but not a cast (``x::date``) nor part of a word; only the declared names count.
 PLACEHOLDER = re.compile(r"(?<![:\w]):(key|today)\b")
+# ``query_many``'s: the list of keys instead of one.
+MANY_PLACEHOLDER = re.compile(r"(?<![:\w]):(keys|today)\b")
 STATUS_FACT = "signal_status"
 RELEASE_FILE = "signals.yaml"
 
@@ -187,6 +194,7 @@ class SignalDef:
     budget_ms: int
     facts: tuple[FactSpec, ...]
     description: str = ""
+    query_many: str | None = None
 
     @property
     def budget_s(self) -> float:
@@ -308,7 +316,7 @@ def _parse_signal(where: str, name: str, raw: Any, sources: Mapping[str, SourceS
     missing = required - set(raw)
     if missing:
         raise ReleaseError(f"{where}: missing {sorted(missing)}")
-    unknown = set(raw) - required - {"freshness", "budget_ms", "description"}
+    unknown = set(raw) - required - {"freshness", "budget_ms", "description", "query_many"}
     if unknown:
         raise ReleaseError(f"{where}: unknown keys {sorted(unknown)}")
     if raw["source"] not in sources:
@@ -318,6 +326,14 @@ def _parse_signal(where: str, name: str, raw: Any, sources: Mapping[str, SourceS
     query = str(raw["query"]).strip()
     if not PLACEHOLDER.search(query) or ":key" not in query:
         raise ReleaseError(f"{where}.query: a signal's query must use :key")
+    many = str(raw["query_many"]).strip() if raw.get("query_many") is not None else None
+    if many is not None:
+        uses_keys = any(m.group(1) == "keys" for m in MANY_PLACEHOLDER.finditer(many))
+        if not uses_keys or any(m.group(1) == "key" for m in PLACEHOLDER.finditer(many)):
+            raise ReleaseError(
+                f"{where}.query_many: the many-keys query uses :keys (the list of keys), never :key; its first "
+                "column, key, says whose each row is"
+            )
     budget = raw.get("budget_ms", 200)
     if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
         raise ReleaseError(f"{where}.budget_ms: expected a positive whole number of milliseconds")
@@ -334,6 +350,7 @@ def _parse_signal(where: str, name: str, raw: Any, sources: Mapping[str, SourceS
         budget_ms=budget,
         facts=tuple(_parse_fact(f"{where}.facts[{i}]", f) for i, f in enumerate(facts_raw)),
         description=str(raw.get("description", "")).strip(),
+        query_many=many,
     )
 
 
