@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from tandem.activation.lakehouse import (
     LOOKUP_KEYS,
     RETURNED_IDS,
     SORT_KEYS,
+    build_duckdb,
     generate,
     luhn_ok,
     read_manifest,
@@ -178,3 +180,21 @@ def test_card_transactions_carry_fraud_patterns_with_alerts_and_holds(tmp_path: 
     ).fetchone()
     assert held == (0,)
     con.close()
+
+
+@pytest.mark.parametrize(("tenant", "groups"), [("health", [16_384, 16_384, 7_232]), ("bank", [40_000])])
+def test_the_duckdb_file_is_written_in_the_tenants_row_groups(tmp_path: Path, tenant: str, groups: list[int]) -> None:
+    folder = tmp_path / tenant
+    folder.mkdir()
+    ids = [f"MBR-{i:06d}" for i in range(40_000)]
+    pq.write_table(pa.table({"member_id": ids, "n": list(range(40_000))}), folder / "members.parquet")
+    con = duckdb.connect(str(build_duckdb(folder)), read_only=True)
+    try:
+        counts = con.execute(
+            "SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('members') "
+            "WHERE column_name = 'n' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert [rows for _, rows in counts] == groups
+        assert con.execute("SELECT count(*), min(member_id) FROM members").fetchall() == [(40_000, "MBR-000000")]
+    finally:
+        con.close()
