@@ -85,7 +85,11 @@ def list_releases(tenant: Tenant, server: Server = DEFAULT_SERVER, token: Token 
         items = client.call("GET", "/v1/releases").json()["items"]
     finally:
         client.close()
-    table = Table("release", "active", "deployed", "published", "last activated", title=f"{tenant}: releases")
+    table = Table(title=f"{tenant}: releases")
+    # The id whole, on one line, whatever the terminal's width: it is what `activate` takes.
+    table.add_column("release", no_wrap=True, min_width=max((len(item["id"]) for item in items), default=7))
+    for name in ("active", "deployed", "published", "last activated"):
+        table.add_column(name)
     for item in items:
         table.add_row(
             item["id"],
