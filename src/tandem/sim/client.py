@@ -27,9 +27,17 @@ class TandemApi:
         self.http = http
         self.admin_token = admin_token
 
-    async def call(self, method: str, path: str, token: str | None, *args: Any, **kwargs: Any) -> Any:
-        """The answer's JSON alone (arguments as ``respond``)."""
-        return (await self.respond(method, path, token, *args, **kwargs))[0]
+    async def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+    ) -> Any:
+        """The answer's JSON alone (see ``respond``)."""
+        return (await self.respond(method, path, token, body, params, tenant))[0]
 
     async def respond(
         self,
@@ -130,7 +138,7 @@ class TandemApi:
 
     async def activate_release(self, tenant: str, release: str, if_match: str) -> None:
         path = f"/v1/releases/{release}/activate"
-        await self.call("POST", path, self.admin_token, {}, tenant=tenant, extra={"If-Match": if_match})
+        await self.respond("POST", path, self.admin_token, {}, tenant=tenant, extra={"If-Match": if_match})
 
     # -- agents and routing ----------------------------------------------------------------------------
     async def create_agent(
